@@ -1,0 +1,89 @@
+//! Every limit of the protocol and the daemon, each with the reason for its value.
+//!
+//! A limit lives here and nowhere else, so that a reviewer can see at once what bounds the
+//! daemon's memory and time, and so that the spec (`protocol-spec/README.md`, section 9) and the
+//! code name the same numbers.
+
+/// Protocol versions this build speaks. Login negotiates the highest version in both ranges.
+pub const PROTOCOL_VERSION_MIN: u8 = 1;
+/// See [`PROTOCOL_VERSION_MIN`].
+pub const PROTOCOL_VERSION_MAX: u8 = 1;
+
+/// Bytes of the length prefix that starts every frame.
+pub const FRAME_PREFIX_LEN: usize = 4;
+/// Bytes of the header that follows the prefix: type (2), version (1), flags (1), correlation (8).
+pub const FRAME_HEADER_LEN: usize = 12;
+/// The largest `frame_length` (header + body) a peer may send. 256 KiB holds the largest admin
+/// message we expect (a campaign with about 16k territory rules) while keeping a connection's
+/// worst-case read buffer small; every latency-critical message is under 2 KiB.
+pub const FRAME_LENGTH_MAX: u32 = 256 * 1024;
+
+/// Unanswered requests a session may have at once (announced at login). Deep enough for a
+/// seller to keep a 10 Gbit/s link busy with pipelined pings; small enough that one session's
+/// backlog cannot hog the engine.
+pub const IN_FLIGHT_MAX: u32 = 1024;
+
+/// The largest money value on the wire, in minor units (10^12 cents = 10 billion dollars).
+/// No single price or budget comes near it, and the sum of 18 million such values still fits in
+/// a u64, so ledger arithmetic cannot overflow.
+pub const MONEY_MAX: u64 = 1_000_000_000_000;
+
+/// Attributes in one lead's map. Real verticals use 5 to 30 highlights.
+pub const ATTRIBUTES_MAX: usize = 64;
+/// Bytes of a symbol (vertical, attribute key, enum value).
+pub const SYMBOL_LEN_MAX: usize = 32;
+/// Bytes of a string attribute value.
+pub const ATTRIBUTE_STRING_LEN_MAX: usize = 256;
+/// Digits after the decimal point in a decimal attribute (10^9 keeps i64 mantissas meaningful).
+pub const DECIMAL_SCALE_MAX: u8 = 9;
+/// Bytes of a postal code: the longest national formats are 10 characters; 16 leaves room.
+pub const POSTAL_CODE_LEN_MAX: usize = 16;
+/// Buyers one shared (multisale) lead may be sold to. Consumers called by more than a handful
+/// of companies stop answering; 8 is above every market's practice.
+pub const SHARED_BUYERS_MAX: u8 = 8;
+
+/// Bytes of a principal's secret in `LOGIN`.
+pub const SECRET_LEN_MAX: usize = 128;
+/// Bytes of the human-readable text in `ERROR`, `LOGIN_REJECTED` and `GOODBYE`.
+pub const MESSAGE_TEXT_LEN_MAX: usize = 256;
+/// Bytes of the client's self-description in `LOGIN`.
+pub const CLIENT_NAME_LEN_MAX: usize = 64;
+/// Bytes of a display name of a seller, buyer or campaign.
+pub const NAME_LEN_MAX: usize = 64;
+
+/// Territory rules in one campaign: a buyer listing every ZIP of a large metro area needs a few
+/// thousand; 16,384 such rules still fit in one frame.
+pub const TERRITORY_RULES_MAX: usize = 16_384;
+/// Attribute filters in one campaign.
+pub const FILTERS_MAX: usize = 64;
+/// Values in one `one_of` filter.
+pub const FILTER_VALUES_MAX: usize = 64;
+/// Weekly open-hour windows in one campaign schedule (several per day for split shifts).
+pub const SCHEDULE_WINDOWS_MAX: usize = 64;
+/// Tiers in one vertical's ping tree.
+pub const TIERS_MAX: usize = 16;
+/// Verticals a seller may sell, floors per seller, required attributes per vertical.
+pub const VERTICALS_PER_SELLER_MAX: usize = 64;
+/// Buyers on one seller's allow or block list.
+pub const SELLER_BUYER_LIST_MAX: usize = 1024;
+/// Counters and latency series in one `STATS` answer.
+pub const STATS_COUNTERS_MAX: usize = 256;
+/// See [`STATS_COUNTERS_MAX`].
+pub const STATS_LATENCIES_MAX: usize = 64;
+/// Events in one `TRACE` answer: a lead's life has tens of events; a cap keeps one answer in a
+/// frame even when a lead was offered to many campaigns.
+pub const TRACE_EVENTS_MAX: usize = 1024;
+
+/// Milliseconds a new connection has to complete `LOGIN`.
+pub const LOGIN_TIMEOUT_MS: u32 = 5_000;
+/// Heartbeat intervals the server accepts; a client's ask is clamped into this range.
+pub const HEARTBEAT_INTERVAL_MIN_MS: u32 = 1_000;
+/// See [`HEARTBEAT_INTERVAL_MIN_MS`].
+pub const HEARTBEAT_INTERVAL_MAX_MS: u32 = 60_000;
+/// The interval used when the client asks for 0.
+pub const HEARTBEAT_INTERVAL_DEFAULT_MS: u32 = 5_000;
+/// Silent intervals after which a peer is declared dead. Three tolerates one lost heartbeat
+/// and one late one without false alarms.
+pub const HEARTBEAT_MISSES_MAX: u32 = 3;
+/// Milliseconds the sender of `GOODBYE` waits for `GOODBYE_ACK` before closing anyway.
+pub const GOODBYE_TIMEOUT_MS: u32 = 5_000;
