@@ -5,12 +5,15 @@ use pingpost::limits::FRAME_LENGTH_MAX;
 use pingpost::protocol::{Message, check_frame, decode_frame, encode_frame_with_version};
 use serde::{Deserialize, Serialize};
 
-/// The JSON form of a frame to encode: the header's version and flags default to this build's.
+/// The JSON form of a frame, as the spec's vectors write it. The version defaults to this
+/// build's; the flags default to 0, the only value version 1 defines.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FrameJson<'a> {
     #[serde(default = "default_version")]
     version: u8,
+    #[serde(default)]
+    flags: u8,
     correlation_id: u64,
     #[serde(borrow)]
     message: Message<'a>,
@@ -42,6 +45,7 @@ pub fn decode(hex_text: &str) -> Result<String, String> {
     let frame = decode_frame(&bytes).map_err(|error| error.to_string())?;
     let json = FrameJson {
         version: frame.header.version,
+        flags: frame.header.flags,
         correlation_id: frame.header.correlation_id,
         message: frame.message,
     };
@@ -52,6 +56,12 @@ pub fn decode(hex_text: &str) -> Result<String, String> {
 pub fn encode(json_text: &str) -> Result<String, String> {
     let frame: FrameJson<'_> =
         serde_json::from_str(json_text).map_err(|error| format!("invalid frame JSON: {error}"))?;
+    if frame.flags != 0 {
+        return Err(format!(
+            "flags {} given, but protocol version 1 defines no flag: the flags must be 0",
+            frame.flags
+        ));
+    }
     let mut out = BytesMut::new();
     encode_frame_with_version(
         frame.version,
@@ -101,6 +111,41 @@ mod tests {
         let back = decode(&hex).expect("decodes");
         assert!(back.contains("\"HEARTBEAT\""), "{back}");
         assert!(back.contains("\"correlation_id\": 9"), "{back}");
+    }
+
+    #[test]
+    fn every_spec_vector_encodes_from_its_json() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/protocol-spec/vectors/messages"
+        );
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).expect("vectors directory") {
+            let path = entry.expect("directory entry").path();
+            let text = std::fs::read_to_string(&path).expect("vector file");
+            let cases: Vec<serde_json::Value> = serde_json::from_str(&text).expect("JSON array");
+            for case in cases {
+                let expected: String = case["hex"]
+                    .as_str()
+                    .expect("hex")
+                    .split_whitespace()
+                    .collect::<String>()
+                    .to_lowercase();
+                let hex = encode(&case["frame"].to_string())
+                    .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+                assert_eq!(hex, expected, "{} {}", path.display(), case["name"]);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 34, "only {checked} vectors");
+    }
+
+    #[test]
+    fn encode_refuses_flags() {
+        let error =
+            encode(r#"{"flags": 1, "correlation_id": 1, "message": {"type": "GOODBYE_ACK"}}"#)
+                .expect_err("flags");
+        assert!(error.contains("flags"), "{error}");
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub const CLIENT_NAME_LEN_MAX: usize = 64;
 pub const NAME_LEN_MAX: usize = 64;
 
 /// Territory rules in one campaign: a buyer listing every ZIP of a large metro area needs a few
-/// thousand; 16,384 such rules still fit in one frame.
+/// thousand; 16,384 rules of five-digit codes still fit in one frame (about 180 KB). Rules with
+/// longer codes fit fewer, and the encoder refuses a campaign that outgrows the frame.
 pub const TERRITORY_RULES_MAX: usize = 16_384;
 /// Attribute filters in one campaign.
 pub const FILTERS_MAX: usize = 64;
@@ -87,3 +88,56 @@ pub const HEARTBEAT_INTERVAL_DEFAULT_MS: u32 = 5_000;
 pub const HEARTBEAT_MISSES_MAX: u32 = 3;
 /// Milliseconds the sender of `GOODBYE` waits for `GOODBYE_ACK` before closing anyway.
 pub const GOODBYE_TIMEOUT_MS: u32 = 5_000;
+
+// Per-field maxima of the spec's message tables (protocol-spec/README.md, sections 2 and 5-7).
+
+/// `contact.first_name`, `contact.last_name`: `str(64)`.
+pub const PERSON_NAME_LEN_MAX: usize = 64;
+/// `contact.phone`: `str(20)`; E.164 numbers have at most 15 digits plus `+`, 20 leaves room.
+pub const PHONE_LEN_MAX: usize = 20;
+/// `contact.email`: `str(254)`, the longest address SMTP paths allow (RFC 5321).
+pub const EMAIL_LEN_MAX: usize = 254;
+/// `contact.street`: `str(128)`.
+pub const STREET_LEN_MAX: usize = 128;
+/// `contact.city`: `str(64)`.
+pub const CITY_LEN_MAX: usize = 64;
+/// `contact.region`: `str(64)`.
+pub const CONTACT_REGION_LEN_MAX: usize = 64;
+/// `consent.certificate_id`: `str(256)`.
+pub const CERTIFICATE_ID_LEN_MAX: usize = 256;
+/// `consent.text_version`: `str(64)`.
+pub const TEXT_VERSION_LEN_MAX: usize = 64;
+/// `consent.user_agent`: `str(512)`; real user agents stay under 300 bytes.
+pub const USER_AGENT_LEN_MAX: usize = 512;
+/// `consent.page_url`: `str(512)`.
+pub const PAGE_URL_LEN_MAX: usize = 512;
+/// `buyer.time_zone`: `str(64)`; the longest IANA zone name is about 30 bytes.
+pub const TIME_ZONE_LEN_MAX: usize = 64;
+/// A territory rule's `region`: `str(8)` (state or region codes such as `CO`, `NSW`).
+pub const TERRITORY_REGION_LEN_MAX: usize = 8;
+/// One value of a `one_of` filter: `str(256)`, as long as a string attribute value can be.
+pub const FILTER_VALUE_LEN_MAX: usize = 256;
+/// The `name` of a `STATS` counter or latency series: `str(64)`.
+pub const STATS_NAME_LEN_MAX: usize = 64;
+/// The `detail` of a `TRACE` event: `str(256)`.
+pub const TRACE_DETAIL_LEN_MAX: usize = 256;
+
+/// The largest `margin_bps` (100 %), and the largest magnitude of a campaign's `adjust_bps`.
+pub const BASIS_POINTS_MAX: u16 = 10_000;
+/// `window.close_minute` is at most this many minutes after local midnight.
+pub const MINUTES_PER_DAY: u16 = 1_440;
+
+// The client library's own queues (src/client/).
+
+/// Server events (offers, deliveries, notices) the client queues for the application before it
+/// stops reading the socket. Deep enough to ride out a burst of offers while the application
+/// prices the first ones; small enough that a stalled consumer holds at most this many leads in
+/// memory, and the server sees a slow reader instead of the client growing without bound.
+pub const CLIENT_INCOMING_QUEUE_LEN: usize = 1024;
+/// Frames callers may queue for the client's I/O task before sending waits. The in-flight
+/// semaphore already bounds requests; this bounds answers to the server and keeps one wakeup's
+/// batch (and so one write) from growing without limit.
+pub const CLIENT_COMMAND_QUEUE_LEN: usize = 1024;
+/// The most in-flight requests a client allows itself, whatever the server announces: a bound on
+/// the client's pending-request table even against a server that announces `u32::MAX`.
+pub const CLIENT_IN_FLIGHT_MAX: u32 = 65_536;

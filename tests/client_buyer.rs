@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{accepted, connect_buyer, connect_with, delivery, offer};
-use pingpost::client::{INCOMING_QUEUE_LEN, LoginParams, ServerEvent};
+use pingpost::client::{LoginParams, ServerEvent};
+use pingpost::limits::CLIENT_INCOMING_QUEUE_LEN as INCOMING_QUEUE_LEN;
 use pingpost::protocol::{
     AuctionLost, AuctionWon, Bid, DeliveryAck, DeliveryOutcome, ErrorCode, Heartbeat, Message,
     NoBid, Role, SaleMode,

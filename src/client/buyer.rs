@@ -59,7 +59,7 @@ pub enum ServerEvent {
 
 /// The receiving end of the server's events. It ends (yields `None`) when the session is over.
 ///
-/// Read it promptly: when its queue (`INCOMING_QUEUE_LEN` events) is full, the client stops
+/// Read it promptly: when its queue (`CLIENT_INCOMING_QUEUE_LEN` events) is full, the client stops
 /// reading the socket until there is room, so a slow consumer slows the whole session (the
 /// server sees a slow reader) rather than growing memory without bound. Dropping it is allowed:
 /// later offers are then answered `NO_BID NOT_INTERESTED` (600) at once so no auction waits on
@@ -84,7 +84,7 @@ impl Incoming {
     }
 
     /// Events queued and not yet read: how far the application lags behind the server. At
-    /// `INCOMING_QUEUE_LEN` the client has stopped reading the socket.
+    /// `CLIENT_INCOMING_QUEUE_LEN` the client has stopped reading the socket.
     pub fn len(&self) -> usize {
         self.events.len()
     }

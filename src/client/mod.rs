@@ -52,7 +52,8 @@ pub use buyer::{DeliveryHandle, Incoming, OfferHandle, ServerEvent};
 pub use error::{ClientError, DisconnectReason, ProtocolError};
 
 use crate::limits::{
-    FRAME_HEADER_LEN, FRAME_LENGTH_MAX, FRAME_PREFIX_LEN, LOGIN_TIMEOUT_MS, PROTOCOL_VERSION_MAX,
+    CLIENT_COMMAND_QUEUE_LEN, CLIENT_IN_FLIGHT_MAX, CLIENT_INCOMING_QUEUE_LEN, FRAME_HEADER_LEN,
+    FRAME_LENGTH_MAX, FRAME_PREFIX_LEN, LOGIN_TIMEOUT_MS, PROTOCOL_VERSION_MAX,
     PROTOCOL_VERSION_MIN,
 };
 use crate::protocol::{
@@ -61,20 +62,6 @@ use crate::protocol::{
     Role, SellerPut, SellerRemove, SetStatus, Stats, StatsRequest, Trace, TraceKey, TraceRequest,
     VerticalPut, VerticalRemove, check_frame, decode_frame, encode_frame,
 };
-
-/// Events the I/O task queues for the application before it stops reading the socket. Deep
-/// enough to ride out a burst of offers while the application prices the first ones; small
-/// enough that a stalled consumer holds at most this many leads in memory.
-pub const INCOMING_QUEUE_LEN: usize = 1024;
-
-/// Frames callers may queue for the I/O task before `send` waits. The in-flight semaphore
-/// already bounds requests; this bounds answers to the server and keeps one wakeup's batch
-/// (and so one write) from growing without limit.
-pub const COMMAND_QUEUE_LEN: usize = 1024;
-
-/// The most requests this client keeps unanswered, whatever the server announces. It bounds
-/// the pending map; the daemon's default (`IN_FLIGHT_MAX`, 1,024) is far below it.
-pub const CLIENT_IN_FLIGHT_MAX: u32 = 65_536;
 
 /// Who to log in as, and what to ask the server for.
 #[derive(Clone)]
@@ -325,8 +312,8 @@ impl Client {
             in_hand_released: Notify::new(),
             session: accepted,
         });
-        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
-        let (events, events_rx) = mpsc::channel(INCOMING_QUEUE_LEN);
+        let (commands, commands_rx) = mpsc::channel(CLIENT_COMMAND_QUEUE_LEN);
+        let (events, events_rx) = mpsc::channel(CLIENT_INCOMING_QUEUE_LEN);
         let driver = connection::Driver::new(
             connection::Connection::new(reader, writer, read_buf),
             Arc::clone(&shared),

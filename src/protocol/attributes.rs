@@ -32,8 +32,10 @@ use crate::limits::{ATTRIBUTE_STRING_LEN_MAX, ATTRIBUTES_MAX, DECIMAL_SCALE_MAX,
 pub struct Attributes<'a> {
     /// The attributes' wire encoding, without the leading `u16` count.
     encoding: Cow<'a, [u8]>,
-    /// How many attributes `encoding` holds (at most `ATTRIBUTES_MAX`).
-    count: u16,
+    /// How many attributes `encoding` holds (at most `ATTRIBUTES_MAX`, so it fits the wire's
+    /// `u16`). A full word rather than a `u16`: a narrow store followed by a wide load of the
+    /// struct stalled store forwarding in `PING` decoding.
+    count: u64,
 }
 
 /// One attribute's value.
@@ -86,7 +88,7 @@ impl<'a> Attributes<'a> {
     }
 
     pub fn len(&self) -> usize {
-        usize::from(self.count)
+        usize::try_from(self.count).unwrap_or(usize::MAX)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -168,12 +170,13 @@ impl<'a> Attributes<'a> {
         }
         Ok(Self {
             encoding: Cow::Borrowed(r.consumed_since(start)),
-            count,
+            count: u64::from(count),
         })
     }
 
     pub(crate) fn encode(&self, w: &mut Writer<'_>) {
-        w.u16(self.count);
+        // Never above ATTRIBUTES_MAX, which fits a u16.
+        w.u16(u16::try_from(self.count).unwrap_or(u16::MAX));
         w.bytes(&self.encoding);
     }
 }
@@ -214,7 +217,7 @@ impl fmt::Debug for Attributes<'_> {
 #[derive(Debug, Clone)]
 pub struct AttributesIter<'s> {
     reader: Reader<'s>,
-    left: u16,
+    left: u64,
 }
 
 impl<'s> AttributesIter<'s> {
@@ -251,7 +254,7 @@ impl<'s> Iterator for AttributesIter<'s> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(usize::from(self.left)))
+        (0, usize::try_from(self.left).ok())
     }
 }
 
@@ -314,7 +317,7 @@ impl AttributesBuilder {
     /// for more than `ATTRIBUTES_MAX`, `STRING_TOO_LONG` or `INVALID_FIELD` for a bad key, enum
     /// value, string or scale, `DUPLICATE_ATTRIBUTE` for a repeated key.
     pub fn build(mut self) -> Result<Attributes<'static>, EncodeError> {
-        let count = match u16::try_from(self.entries.len()) {
+        let count = match u64::try_from(self.entries.len()) {
             Ok(count) if self.entries.len() <= ATTRIBUTES_MAX => count,
             _ => return Err(EncodeError::new(ErrorCode::LIST_TOO_LONG, "attributes")),
         };

@@ -23,11 +23,11 @@ use serde::{Deserialize, Deserializer, Serialize, de};
 use super::attributes::decode_scale;
 use super::codes::ErrorCode;
 use super::error::{DecodeError, EncodeError};
-use super::field_limits::{
-    BASIS_POINTS_MAX, FILTER_VALUE_LEN_MAX, TERRITORY_REGION_LEN_MAX, TIME_ZONE_LEN_MAX,
-};
 use super::types::{AttributeKind, Country, Money, PostalCode, SaleMode, Symbol, own, wire_enum};
 use super::wire::{Reader, WireEnum, Writer};
+use crate::limits::{
+    BASIS_POINTS_MAX, FILTER_VALUE_LEN_MAX, TERRITORY_REGION_LEN_MAX, TIME_ZONE_LEN_MAX,
+};
 use crate::limits::{
     DECIMAL_SCALE_MAX, FILTER_VALUES_MAX, FILTERS_MAX, NAME_LEN_MAX, SCHEDULE_WINDOWS_MAX,
     SECRET_LEN_MAX, SELLER_BUYER_LIST_MAX, TERRITORY_RULES_MAX, VERTICALS_PER_SELLER_MAX,

@@ -22,7 +22,6 @@ use super::book::{
 };
 use super::codes::{ErrorCode, TraceEventKind};
 use super::error::{DecodeError, EncodeError};
-use super::field_limits::{STATS_NAME_LEN_MAX, TRACE_DETAIL_LEN_MAX};
 use super::types::{
     Consent, Contact, Currency, DeliveryOutcome, Hash32, LeadView, Money, PingSaleMode, Receipt,
     Role, SaleMode, Symbol, TimestampUs, own, shared_buyers_max_valid,
@@ -32,6 +31,7 @@ use crate::limits::{
     CLIENT_NAME_LEN_MAX, MESSAGE_TEXT_LEN_MAX, SECRET_LEN_MAX, SHARED_BUYERS_MAX,
     STATS_COUNTERS_MAX, STATS_LATENCIES_MAX, TIERS_MAX, TRACE_EVENTS_MAX, VERTICALS_PER_SELLER_MAX,
 };
+use crate::limits::{STATS_NAME_LEN_MAX, TRACE_DETAIL_LEN_MAX};
 
 /// Defines `MessageType`, `Message` and the per-type dispatch from one table, so that a message
 /// cannot be added to one and forgotten in another.

@@ -13,7 +13,6 @@
 //! - [`message`]: `MessageType`, one struct per message, and `Message`.
 //! - [`codec`]: `check_frame`, `decode_frame`, `encode_frame`.
 //! - [`tokio_codec`]: the `tokio_util::codec` adapter (the only file that knows about tokio).
-//! - [`field_limits`]: per-field maxima that `crate::limits` does not name yet.
 //!
 //! # Invariants
 //!
@@ -41,7 +40,8 @@ pub mod book;
 pub mod codec;
 pub mod codes;
 pub mod error;
-pub mod field_limits;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod tokio_codec;
 pub mod types;

@@ -23,11 +23,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use super::attributes::Attributes;
 use super::codes::ErrorCode;
 use super::error::{DecodeError, EncodeError};
-use super::field_limits::{
+use super::wire::{Reader, WireEnum, Writer, is_postal_code, is_symbol, is_upper_alpha};
+use crate::limits::{
     CERTIFICATE_ID_LEN_MAX, CITY_LEN_MAX, CONTACT_REGION_LEN_MAX, EMAIL_LEN_MAX, PAGE_URL_LEN_MAX,
     PERSON_NAME_LEN_MAX, PHONE_LEN_MAX, STREET_LEN_MAX, TEXT_VERSION_LEN_MAX, USER_AGENT_LEN_MAX,
 };
-use super::wire::{Reader, WireEnum, Writer, is_postal_code, is_symbol, is_upper_alpha};
 use crate::limits::{POSTAL_CODE_LEN_MAX, SYMBOL_LEN_MAX};
 
 /// A `money` value: minor units of the settlement currency, at most `MONEY_MAX` on the wire.

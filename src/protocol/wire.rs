@@ -21,8 +21,8 @@ use super::codes::ErrorCode;
 use super::error::{DecodeError, EncodeError};
 use crate::limits::{MONEY_MAX, POSTAL_CODE_LEN_MAX, SYMBOL_LEN_MAX};
 
-/// A `u8` (or `u16`) enum of the spec: its listed values map to variants, anything else is
-/// `UNKNOWN_ENUM_VALUE`.
+/// A `u8` enum of the spec (version 1 has no `u16` enum): its listed values map to variants,
+/// anything else is `UNKNOWN_ENUM_VALUE`.
 pub trait WireEnum: Sized + Copy {
     /// The variant for a wire value, or `None` for a value this version does not define.
     fn from_wire(value: u8) -> Option<Self>;
@@ -32,7 +32,7 @@ pub trait WireEnum: Sized + Copy {
 
 /// Reads fields in wire order from one frame. Offsets in errors count from the start of the
 /// slice the reader was made from, which is the start of the frame (its length prefix). Errors
-/// carry no correlation id: the frame decoder adds it, which keeps the reader two words and a
+/// carry no correlation id: the frame decoder adds it, which keeps the reader a slice and a
 /// length, small enough to live in registers on the hot path.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
@@ -412,27 +412,34 @@ fn bytes_in_range(word: u64, low: u8, high: u8) -> u64 {
 
 /// Whether `word_valid` holds for every 8-byte word of `bytes` and `bytes` is not empty.
 /// Checking a word at a time is what keeps symbol-heavy `PING` decoding fast: a lead carries a
-/// dozen symbols. Memory is only read in whole 8-byte loads: a tail is covered by the last 8
-/// bytes (overlapping the previous word, harmless for a check), and a string shorter than 8
-/// is shifted into a word pre-filled with `filler`, a valid byte.
+/// dozen symbols. Every byte is covered by overlapping loads, with no per-byte loop: whole words
+/// plus the last 8 bytes for 8 bytes or more; the first and last 4 bytes for 4 to 7; the
+/// first, middle and last byte (and `filler`, a valid byte, for the rest of the word) for 1 to 3.
+/// Overlap is harmless because a byte checked twice gives the same answer.
 #[inline]
 fn all_words(bytes: &[u8], filler: u8, word_valid: fn(u64) -> bool) -> bool {
-    match bytes.last_chunk::<8>() {
-        Some(last) => {
-            bytes.chunks_exact(8).all(|chunk| {
-                chunk
-                    .first_chunk::<8>()
-                    .is_some_and(|word| word_valid(u64::from_le_bytes(*word)))
-            }) && word_valid(u64::from_le_bytes(*last))
-        }
-        None => {
-            let mut word = splat(filler);
-            for &byte in bytes.iter().rev() {
-                word = word.wrapping_shl(8) | u64::from(byte);
-            }
-            !bytes.is_empty() && word_valid(word)
-        }
+    if let Some(last) = bytes.last_chunk::<8>() {
+        return bytes.chunks_exact(8).all(|chunk| {
+            chunk
+                .first_chunk::<8>()
+                .is_some_and(|word| word_valid(u64::from_le_bytes(*word)))
+        }) && word_valid(u64::from_le_bytes(*last));
     }
+    let word = match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        (Some(first), Some(last)) => {
+            u64::from(u32::from_le_bytes(*first)) | (u64::from(u32::from_le_bytes(*last)) << 32)
+        }
+        _ => match (bytes.first(), bytes.get(bytes.len() / 2), bytes.last()) {
+            (Some(&first), Some(&middle), Some(&last)) => {
+                (splat(filler) & !0xFF_FFFF)
+                    | u64::from(first)
+                    | (u64::from(middle) << 8)
+                    | (u64::from(last) << 16)
+            }
+            _ => return false,
+        },
+    };
+    word_valid(word)
 }
 
 /// Eight symbol bytes: `a`–`z`, `0`–`9`, `_`.
@@ -791,24 +798,26 @@ mod tests {
     fn charsets_agree_with_a_byte_by_byte_definition() {
         let symbol = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';
         let postal = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ' || b == b'-';
-        for b in 0..=255u8 {
-            for position in 0..11 {
-                let mut bytes = vec![b'a'; 11];
-                bytes[position] = b;
-                assert_eq!(
-                    is_symbol(&bytes),
-                    symbol(b),
-                    "symbol byte {b:#x} at {position}"
-                );
-                let mut bytes = vec![b'0'; 11];
-                bytes[position] = b;
-                assert_eq!(
-                    is_postal_code(&bytes),
-                    postal(b),
-                    "postal byte {b:#x} at {position}"
-                );
+        // Every byte value at every position of every length up to 17 (each load pattern).
+        for length in 1..=17 {
+            for position in 0..length {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; length];
+                    bytes[position] = b;
+                    assert_eq!(
+                        is_symbol(&bytes),
+                        symbol(b),
+                        "symbol byte {b:#x} at {position} of {length}"
+                    );
+                    let mut bytes = vec![b'0'; length];
+                    bytes[position] = b;
+                    assert_eq!(
+                        is_postal_code(&bytes),
+                        postal(b),
+                        "postal byte {b:#x} at {position} of {length}"
+                    );
+                }
             }
-            assert_eq!(is_symbol(&[b]), symbol(b));
         }
         assert!(!is_symbol(b""));
         assert!(!is_postal_code(b""));
