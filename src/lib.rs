@@ -4,5 +4,6 @@
 //! wire codec, `client` the async client library built on it, `limits` every bound in one place.
 
 pub mod client;
+pub mod engine;
 pub mod limits;
 pub mod protocol;

@@ -141,3 +141,16 @@ pub const CLIENT_COMMAND_QUEUE_LEN: usize = 1024;
 /// The most in-flight requests a client allows itself, whatever the server announces: a bound on
 /// the client's pending-request table even against a server that announces `u32::MAX`.
 pub const CLIENT_IN_FLIGHT_MAX: u32 = 65_536;
+
+// The auction engine (src/engine/).
+
+/// Milliseconds a seller has to post after its `PING_RESULT`. Sellers post within seconds of
+/// the consumer's form submission; a minute covers slow form flows without holding buyers'
+/// reservations (and so their caps) for long.
+pub const POST_WINDOW_MS: u32 = 60_000;
+/// Milliseconds the exchange keeps for itself out of a seller's deadline: bids are taken until
+/// the deadline less this, so that resolving and answering still lands in time.
+pub const DEADLINE_MARGIN_MS: u32 = 5;
+/// The shortest ping deadline accepted: below it no live buyer could answer, and fixed-price
+/// books need no deadline at all.
+pub const PING_TIMEOUT_MIN_MS: u32 = 10;

@@ -1,0 +1,566 @@
+//! The book: every vertical, seller, buyer and campaign, kept twice — as the admin definitions
+//! (the source of truth, in id order, for snapshots and replay) and as a compiled, immutable
+//! snapshot with the territory index that auctions read.
+//!
+//! An admin change edits a copy of the definitions and compiles a whole new snapshot; only when
+//! that succeeds do both replace the old ones. Auctions hold an `Arc` of the snapshot they
+//! started with, so a change never alters an auction in flight.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::caps::CapLimits;
+use super::filters::CompiledFilters;
+use super::geo::ZipTable;
+use super::preping::VerticalRules;
+use super::schedule::Schedule;
+use super::territory::TerritoryIndex;
+use super::types::{BuyerId, CampaignId, CampaignIx, SellerId, VerticalIx};
+use crate::protocol::{
+    Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, DeliveryMode, ErrorCode, Money, Pricing,
+    PutMode, SaleModes, Seller, SellerPut, SetStatus, Status, StatusTarget, Strategy, VerticalPut,
+};
+
+/// One change to the book, as an admin sent it. Owned, so the journal can record it and
+/// replay can re-apply it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminChange {
+    VerticalPut(VerticalPut<'static>),
+    VerticalRemove { vertical: String },
+    SellerPut(SellerPut<'static>),
+    SellerRemove { seller_id: SellerId },
+    BuyerPut(BuyerPut<'static>),
+    BuyerRemove { buyer_id: BuyerId },
+    CampaignPut(CampaignPut<'static>),
+    CampaignRemove { campaign_id: CampaignId },
+    SetStatus(SetStatus),
+}
+
+/// Why an admin change was refused: a code of `codes.md` (7xx) and a sentence naming what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl AdminError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.code.name().unwrap_or("UNKNOWN");
+        write!(f, "{name} ({}): {}", self.code.0, self.message)
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+/// The admin definitions, in id order so that snapshots and digests are deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BookDefs {
+    pub verticals: BTreeMap<String, VerticalPut<'static>>,
+    pub sellers: BTreeMap<SellerId, Seller<'static>>,
+    pub buyers: BTreeMap<BuyerId, Buyer<'static>>,
+    pub campaigns: BTreeMap<CampaignId, Campaign<'static>>,
+}
+
+/// Applies `create`/`update`/`upsert` to one map: the existence checks every put shares.
+fn put<K: Ord + Copy + std::fmt::Display, V>(
+    map: &mut BTreeMap<K, V>,
+    what: &str,
+    id: K,
+    mode: PutMode,
+    value: V,
+) -> Result<(), AdminError> {
+    let exists = map.contains_key(&id);
+    match mode {
+        PutMode::Create if exists => Err(AdminError::new(
+            ErrorCode::ALREADY_EXISTS,
+            format!("{what} {id} already exists"),
+        )),
+        PutMode::Update if !exists => Err(AdminError::new(
+            ErrorCode::NOT_FOUND,
+            format!("{what} {id} does not exist"),
+        )),
+        _ => {
+            map.insert(id, value);
+            Ok(())
+        }
+    }
+}
+
+fn not_found(what: &str, id: impl std::fmt::Display) -> AdminError {
+    AdminError::new(ErrorCode::NOT_FOUND, format!("{what} {id} does not exist"))
+}
+
+impl BookDefs {
+    /// Applies one change to the definitions: existence and reference checks only. What the
+    /// compiled book checks (territories, filters, schedules, time zones) is checked by
+    /// [`Book::compile`] afterwards.
+    pub fn apply(&mut self, change: &AdminChange) -> Result<(), AdminError> {
+        match change {
+            AdminChange::VerticalPut(put_vertical) => {
+                let name = put_vertical.vertical.as_str().to_owned();
+                let exists = self.verticals.contains_key(&name);
+                match put_vertical.mode {
+                    PutMode::Create if exists => {
+                        return Err(AdminError::new(
+                            ErrorCode::ALREADY_EXISTS,
+                            format!("vertical {name} already exists"),
+                        ));
+                    }
+                    PutMode::Update if !exists => return Err(not_found("vertical", &name)),
+                    _ => {}
+                }
+                self.verticals.insert(name, put_vertical.clone());
+            }
+            AdminChange::VerticalRemove { vertical } => {
+                if !self.verticals.contains_key(vertical) {
+                    return Err(not_found("vertical", vertical));
+                }
+                if let Some(campaign) = self
+                    .campaigns
+                    .values()
+                    .find(|campaign| campaign.vertical.as_str() == vertical)
+                {
+                    return Err(AdminError::new(
+                        ErrorCode::IN_USE,
+                        format!(
+                            "vertical {vertical} is used by campaign {}",
+                            campaign.campaign_id
+                        ),
+                    ));
+                }
+                self.verticals.remove(vertical);
+            }
+            AdminChange::SellerPut(SellerPut { mode, seller }) => {
+                let mut seller = seller.clone();
+                if seller.secret.is_none() {
+                    // An update without a secret keeps the one the seller has.
+                    seller.secret = self
+                        .sellers
+                        .get(&seller.seller_id)
+                        .and_then(|old| old.secret.clone());
+                }
+                put(&mut self.sellers, "seller", seller.seller_id, *mode, seller)?;
+            }
+            AdminChange::SellerRemove { seller_id } => {
+                self.sellers
+                    .remove(seller_id)
+                    .ok_or_else(|| not_found("seller", seller_id))?;
+            }
+            AdminChange::BuyerPut(BuyerPut { mode, buyer }) => {
+                let mut buyer = buyer.clone();
+                if buyer.secret.is_none() {
+                    buyer.secret = self
+                        .buyers
+                        .get(&buyer.buyer_id)
+                        .and_then(|old| old.secret.clone());
+                }
+                put(&mut self.buyers, "buyer", buyer.buyer_id, *mode, buyer)?;
+            }
+            AdminChange::BuyerRemove { buyer_id } => {
+                if !self.buyers.contains_key(buyer_id) {
+                    return Err(not_found("buyer", buyer_id));
+                }
+                if let Some(campaign) = self
+                    .campaigns
+                    .values()
+                    .find(|campaign| campaign.buyer_id == *buyer_id)
+                {
+                    return Err(AdminError::new(
+                        ErrorCode::IN_USE,
+                        format!(
+                            "buyer {buyer_id} still has campaign {}",
+                            campaign.campaign_id
+                        ),
+                    ));
+                }
+                self.buyers.remove(buyer_id);
+            }
+            AdminChange::CampaignPut(CampaignPut { mode, campaign }) => {
+                if !self.buyers.contains_key(&campaign.buyer_id) {
+                    return Err(not_found("buyer", campaign.buyer_id));
+                }
+                if !self.verticals.contains_key(campaign.vertical.as_str()) {
+                    return Err(not_found("vertical", campaign.vertical.as_str()));
+                }
+                put(
+                    &mut self.campaigns,
+                    "campaign",
+                    campaign.campaign_id,
+                    *mode,
+                    campaign.clone(),
+                )?;
+            }
+            AdminChange::CampaignRemove { campaign_id } => {
+                self.campaigns
+                    .remove(campaign_id)
+                    .ok_or_else(|| not_found("campaign", campaign_id))?;
+            }
+            AdminChange::SetStatus(SetStatus { target, id, status }) => {
+                let slot = match target {
+                    StatusTarget::Seller => self.sellers.get_mut(id).map(|s| &mut s.status),
+                    StatusTarget::Buyer => self.buyers.get_mut(id).map(|b| &mut b.status),
+                    StatusTarget::Campaign => self.campaigns.get_mut(id).map(|c| &mut c.status),
+                };
+                *slot.ok_or_else(|| not_found(target_name(*target), id))? = *status;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn target_name(target: StatusTarget) -> &'static str {
+    match target {
+        StatusTarget::Seller => "seller",
+        StatusTarget::Buyer => "buyer",
+        StatusTarget::Campaign => "campaign",
+    }
+}
+
+/// A vertical as auctions use it.
+#[derive(Debug)]
+pub struct CompiledVertical {
+    pub name: Box<str>,
+    pub rules: VerticalRules,
+    /// The ping tree's strategy per listed tier, sorted by tier; unlisted tiers use highest bid.
+    tiers: Vec<(u8, Strategy)>,
+}
+
+impl CompiledVertical {
+    /// The strategy of one tier of this vertical's ping tree.
+    pub fn strategy_of(&self, tier: u8) -> Strategy {
+        self.tiers
+            .binary_search_by_key(&tier, |&(t, _)| t)
+            .map_or(Strategy::HighestBid, |at| self.tiers[at].1)
+    }
+}
+
+/// A seller as auctions use it.
+#[derive(Debug)]
+pub struct CompiledSeller {
+    pub id: SellerId,
+    pub active: bool,
+    verticals: FxHashSet<VerticalIx>,
+    pub margin_bps: u16,
+    pub margin_fixed: Money,
+    floors: FxHashMap<VerticalIx, Money>,
+    buyers_allowed: FxHashSet<BuyerId>,
+    buyers_blocked: FxHashSet<BuyerId>,
+}
+
+impl CompiledSeller {
+    pub fn sells(&self, vertical: VerticalIx) -> bool {
+        self.verticals.contains(&vertical)
+    }
+
+    /// The seller's floor for a vertical: the lowest sale price it accepts (0 if none set).
+    pub fn floor(&self, vertical: VerticalIx) -> Money {
+        self.floors.get(&vertical).copied().unwrap_or(0)
+    }
+
+    /// Whether the seller's allow and block lists let this buyer buy its leads.
+    pub fn admits(&self, buyer: BuyerId) -> bool {
+        !self.buyers_blocked.contains(&buyer)
+            && (self.buyers_allowed.is_empty() || self.buyers_allowed.contains(&buyer))
+    }
+
+    /// What the seller is paid for a sale at `price`: the price less the exchange's margin
+    /// (`margin_bps` of the price, rounded down in the seller's disfavour by at most a cent,
+    /// then `margin_fixed`), never below zero.
+    pub fn payout(&self, price: Money) -> Money {
+        let margin = u128::from(price) * u128::from(self.margin_bps) / 10_000;
+        let margin = Money::try_from(margin).unwrap_or(Money::MAX);
+        price
+            .saturating_sub(margin)
+            .saturating_sub(self.margin_fixed)
+    }
+}
+
+/// A buyer as auctions use it.
+#[derive(Debug)]
+pub struct CompiledBuyer {
+    pub id: BuyerId,
+    pub active: bool,
+    /// Index into [`Book::zones`].
+    pub zone: u16,
+    pub budget: CapLimits,
+    pub delivery: DeliveryMode,
+    pub accept_within_ms: u32,
+}
+
+/// A campaign as auctions use it.
+#[derive(Debug)]
+pub struct CompiledCampaign {
+    pub id: CampaignId,
+    pub buyer: BuyerId,
+    pub vertical: VerticalIx,
+    /// The campaign and its buyer are both active.
+    pub active: bool,
+    pub role: CampaignRole,
+    pub filters: CompiledFilters,
+    pub schedule: Schedule,
+    pub caps: CapLimits,
+    pub sale_modes: SaleModes,
+    pub pricing: Pricing,
+    pub tier: u8,
+    pub weight: u16,
+    /// `duplicate_lookback_s` in microseconds.
+    pub lookback_us: u64,
+    /// The buyer's zone, copied here so the auction's loop touches one struct.
+    pub zone: u16,
+    /// The buyer's delivery mode: live campaigns bid; stored ones only have fixed prices.
+    pub live: bool,
+}
+
+/// One compiled, immutable version of the book.
+#[derive(Debug)]
+pub struct Book {
+    pub version: u64,
+    verticals: Vec<CompiledVertical>,
+    vertical_by_name: FxHashMap<Box<str>, VerticalIx>,
+    sellers: FxHashMap<SellerId, CompiledSeller>,
+    buyers: FxHashMap<BuyerId, CompiledBuyer>,
+    campaigns: Vec<CompiledCampaign>,
+    campaign_by_id: FxHashMap<CampaignId, CampaignIx>,
+    /// Every distinct IANA time zone of the book's buyers.
+    pub zones: Vec<Box<str>>,
+    pub territory: TerritoryIndex,
+}
+
+impl Book {
+    /// An empty book (version 0), the state before any admin change.
+    pub fn empty() -> Self {
+        Self::compile(&BookDefs::default(), 0).unwrap_or_else(|error| {
+            unreachable!("an empty book always compiles: {error}");
+        })
+    }
+
+    /// Compiles definitions into a snapshot. Refuses, with the first problem found, a
+    /// definition that cannot work: an unknown time zone, a bad territory, filter or schedule,
+    /// `bid_min` above `bid_max`, a campaign of a live-bid kind for a stored buyer.
+    pub fn compile(defs: &BookDefs, version: u64) -> Result<Self, AdminError> {
+        let mut verticals = Vec::with_capacity(defs.verticals.len());
+        let mut vertical_by_name = FxHashMap::default();
+        for (name, definition) in &defs.verticals {
+            let ix = VerticalIx(u16::try_from(verticals.len()).map_err(|_| {
+                AdminError::new(
+                    ErrorCode::INVALID_DEFINITION,
+                    "more than 65,535 verticals",
+                )
+            })?);
+            let rules = VerticalRules::compile(&definition.required).map_err(|error| {
+                AdminError::new(error.code, format!("vertical {name}: {}", error.message))
+            })?;
+            let mut tiers: Vec<(u8, Strategy)> = definition
+                .tiers
+                .iter()
+                .map(|tier| (tier.tier, tier.strategy))
+                .collect();
+            tiers.sort_unstable_by_key(|&(tier, _)| tier);
+            if tiers.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+                return Err(AdminError::new(
+                    ErrorCode::INVALID_DEFINITION,
+                    format!("vertical {name} lists a tier twice"),
+                ));
+            }
+            verticals.push(CompiledVertical {
+                name: name.as_str().into(),
+                rules,
+                tiers,
+            });
+            vertical_by_name.insert(Box::<str>::from(name.as_str()), ix);
+        }
+
+        let mut sellers = FxHashMap::default();
+        for seller in defs.sellers.values() {
+            let mut floors = FxHashMap::default();
+            for floor in &seller.floors {
+                if let Some(&ix) = vertical_by_name.get(floor.vertical.as_str()) {
+                    floors.insert(ix, floor.price);
+                }
+            }
+            sellers.insert(
+                seller.seller_id,
+                CompiledSeller {
+                    id: seller.seller_id,
+                    active: seller.status == Status::Active,
+                    verticals: seller
+                        .verticals
+                        .iter()
+                        .filter_map(|name| vertical_by_name.get(name.as_str()).copied())
+                        .collect(),
+                    margin_bps: seller.margin_bps,
+                    margin_fixed: seller.margin_fixed,
+                    floors,
+                    buyers_allowed: seller.buyers_allowed.iter().copied().collect(),
+                    buyers_blocked: seller.buyers_blocked.iter().copied().collect(),
+                },
+            );
+        }
+
+        let mut zones: Vec<Box<str>> = Vec::new();
+        let mut buyers = FxHashMap::default();
+        for buyer in defs.buyers.values() {
+            super::clock::ZoneClock::new(&buyer.time_zone).map_err(|_| {
+                AdminError::new(
+                    ErrorCode::UNKNOWN_TIME_ZONE,
+                    format!(
+                        "buyer {}: {:?} is not an IANA time zone name",
+                        buyer.buyer_id, buyer.time_zone
+                    ),
+                )
+            })?;
+            let zone = match zones.iter().position(|zone| **zone == *buyer.time_zone) {
+                Some(at) => at,
+                None => {
+                    zones.push(buyer.time_zone.as_ref().into());
+                    zones.len() - 1
+                }
+            };
+            buyers.insert(
+                buyer.buyer_id,
+                CompiledBuyer {
+                    id: buyer.buyer_id,
+                    active: buyer.status == Status::Active,
+                    zone: u16::try_from(zone).map_err(|_| {
+                        AdminError::new(ErrorCode::INVALID_DEFINITION, "too many time zones")
+                    })?,
+                    budget: CapLimits::budget(buyer.budget_day, buyer.budget_month),
+                    delivery: buyer.delivery,
+                    accept_within_ms: buyer.accept_within_ms,
+                },
+            );
+        }
+
+        let mut campaigns = Vec::with_capacity(defs.campaigns.len());
+        let mut campaign_by_id = FxHashMap::default();
+        for campaign in defs.campaigns.values() {
+            let id = campaign.campaign_id;
+            let invalid = |message: String| {
+                AdminError::new(
+                    ErrorCode::INVALID_DEFINITION,
+                    format!("campaign {id}: {message}"),
+                )
+            };
+            let buyer = buyers
+                .get(&campaign.buyer_id)
+                .ok_or_else(|| not_found("buyer", campaign.buyer_id))?;
+            let vertical = *vertical_by_name
+                .get(campaign.vertical.as_str())
+                .ok_or_else(|| not_found("vertical", campaign.vertical.as_str()))?;
+            let live = buyer.delivery == DeliveryMode::Live;
+            match campaign.pricing {
+                Pricing::LiveBid {
+                    bid_min, bid_max, ..
+                } => {
+                    if bid_min > bid_max {
+                        return Err(invalid(format!(
+                            "bid_min {bid_min} is above bid_max {bid_max}"
+                        )));
+                    }
+                    if !live {
+                        return Err(invalid(format!(
+                            "live bidding needs a live buyer, and buyer {} takes stored deliveries",
+                            buyer.id
+                        )));
+                    }
+                    if campaign.role == CampaignRole::Fallback {
+                        return Err(invalid(
+                            "a fallback campaign buys at a fixed price, not by live bid".into(),
+                        ));
+                    }
+                }
+                Pricing::Fixed { .. } => {}
+            }
+            let filters = CompiledFilters::compile(&campaign.filters)
+                .map_err(|error| invalid(error.message))?;
+            let schedule =
+                Schedule::compile(&campaign.schedule).map_err(|error| invalid(error.message))?;
+            let ix = CampaignIx(u32::try_from(campaigns.len()).map_err(|_| {
+                AdminError::new(ErrorCode::INVALID_DEFINITION, "more than 2^32 campaigns")
+            })?);
+            campaigns.push(CompiledCampaign {
+                id,
+                buyer: campaign.buyer_id,
+                vertical,
+                active: campaign.status == Status::Active && buyer.active,
+                role: campaign.role,
+                filters,
+                schedule,
+                caps: CapLimits::from_caps(&campaign.caps),
+                sale_modes: campaign.sale_modes,
+                pricing: campaign.pricing,
+                tier: campaign.tier,
+                weight: campaign.weight.max(1),
+                lookback_us: u64::from(campaign.duplicate_lookback_s).saturating_mul(1_000_000),
+                zone: buyer.zone,
+                live,
+            });
+            campaign_by_id.insert(id, ix);
+        }
+
+        let territory = TerritoryIndex::build(
+            defs.campaigns.values().zip(0u32..).map(|(campaign, ix)| {
+                let vertical = vertical_by_name[campaign.vertical.as_str()];
+                (CampaignIx(ix), vertical, campaign.territory.as_slice())
+            }),
+            ZipTable::us(),
+        )
+        .map_err(|error| {
+            let id = campaigns
+                .get(error.campaign.0 as usize)
+                .map_or(0, |campaign| campaign.id);
+            AdminError::new(error.code, format!("campaign {id}: {}", error.message))
+        })?;
+
+        Ok(Self {
+            version,
+            verticals,
+            vertical_by_name,
+            sellers,
+            buyers,
+            campaigns,
+            campaign_by_id,
+            zones,
+            territory,
+        })
+    }
+
+    pub fn vertical_ix(&self, name: &str) -> Option<VerticalIx> {
+        self.vertical_by_name.get(name).copied()
+    }
+
+    pub fn vertical(&self, ix: VerticalIx) -> &CompiledVertical {
+        &self.verticals[usize::from(ix.0)]
+    }
+
+    pub fn seller(&self, id: SellerId) -> Option<&CompiledSeller> {
+        self.sellers.get(&id)
+    }
+
+    pub fn buyer(&self, id: BuyerId) -> Option<&CompiledBuyer> {
+        self.buyers.get(&id)
+    }
+
+    pub fn campaign(&self, ix: CampaignIx) -> &CompiledCampaign {
+        &self.campaigns[ix.0 as usize]
+    }
+
+    pub fn campaign_by_id(&self, id: CampaignId) -> Option<&CompiledCampaign> {
+        self.campaign_by_id.get(&id).map(|&ix| self.campaign(ix))
+    }
+
+    pub fn campaign_count(&self) -> usize {
+        self.campaigns.len()
+    }
+}

@@ -1,0 +1,1864 @@
+//! The engine state machine: pings, bids, posts, delivery answers and timeouts in; answers,
+//! offers, notices and deliveries out; every change of state through [`Engine::apply`].
+//!
+//! The caller (the daemon's engine thread, a test, a benchmark) drives it:
+//! `handle_*(now, ...)` for each input, [`Engine::poll_timeout`] and [`Engine::handle_timeout`]
+//! for deadlines, [`Engine::poll_output`] for what to send and [`Engine::poll_event`] for what
+//! to journal. Outputs that hand contact data to a buyer come after the event that records
+//! the handoff, so a caller that journals every event it has polled before it sends an output
+//! keeps invariant 4 (the record is durable before the contact leaves the process).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use super::auction::{Award, Candidate, Outcome, Selection, SelectionRequest, Selector};
+use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign};
+use super::caps::{CapCounters, CapReservation};
+use super::clock::{LocalTime, ZoneClock};
+use super::dedupe::{ContactHistory, PingTokens};
+use super::events::{
+    Event, Excluded, LeadId, OfferRecord, PingId, Resolution, code,
+};
+use super::geo::ZipTable;
+use super::preping::{check_consent, check_contact, check_view, contact_hashes};
+use super::territory::TerritoryMatches;
+use super::types::{BuyerId, CampaignId, Exclusion, SellerId, TimeUs};
+use crate::protocol::{
+    AuctionLost, AuctionWon, CampaignRole, Consent, Contact, DeliveryOutcome, ErrorCode, Hash32,
+    LeadDelivery, LeadView, Money, Ping, PingOffer, PingOutcome, PingResult, PingSaleMode,
+    PostOutcome, PostResult, Pricing, Receipt, SaleMode,
+};
+
+/// Microseconds in a millisecond.
+const US_PER_MS: u64 = 1_000;
+
+/// The engine's settings. Every field has a default that suits a real exchange.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Seeds the weighted strategy; with the auction's id it makes every draw reproducible.
+    pub seed: u64,
+    /// How long a seller has to post after its `PING_RESULT`.
+    pub post_window_ms: u32,
+    /// What the exchange keeps for itself out of the seller's deadline: bids are taken until
+    /// the deadline less this margin, so the answer still arrives in time.
+    pub deadline_margin_ms: u32,
+    /// The shortest `timeout_ms` a ping may carry: less leaves no time to ask anyone.
+    pub ping_timeout_min_ms: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0x5eed_8033_1045,
+            post_window_ms: crate::limits::POST_WINDOW_MS,
+            deadline_margin_ms: crate::limits::DEADLINE_MARGIN_MS,
+            ping_timeout_min_ms: crate::limits::PING_TIMEOUT_MIN_MS,
+        }
+    }
+}
+
+/// The caller's handle on a request the engine answers later (a seller's `PING` or `POST`).
+/// Opaque to the engine; never journaled, since a request does not outlive its connection.
+pub type RequestTag = u64;
+
+/// What the engine asks its caller to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Answer a seller's `PING`.
+    PingAnswer {
+        request: RequestTag,
+        seller: SellerId,
+        result: PingResult<'static>,
+    },
+    /// Ask a live buyer for a bid.
+    Offer {
+        buyer: BuyerId,
+        offer: PingOffer<'static>,
+    },
+    /// Tell a live buyer it won.
+    Won { buyer: BuyerId, notice: AuctionWon },
+    /// Tell a live buyer it did not win, or lost the lead after winning.
+    Lost { buyer: BuyerId, notice: AuctionLost },
+    /// Hand a lead to the buyer that won it. The `Delivered` event precedes this output.
+    Deliver {
+        buyer: BuyerId,
+        delivery: LeadDelivery<'static>,
+    },
+    /// Answer a seller's `POST` or `DIRECT_POST`.
+    PostAnswer {
+        request: RequestTag,
+        seller: SellerId,
+        result: PostResult<'static>,
+    },
+}
+
+/// A winner's hold on a lead: its award and the reservations it made on its campaign's caps
+/// and its buyer's budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Held {
+    award: Award,
+    payout: Money,
+    cap: CapReservation,
+    budget: CapReservation,
+}
+
+/// Where one winner's slot of a posted lead stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SlotState {
+    /// Delivered to a live buyer; its answer is due by the deadline.
+    Awaiting { delivery_seq: u64, deadline: TimeUs },
+    /// Sold.
+    Sold { receipt_id: u64 },
+    /// The slot's winner did not take it and the cascade found nobody.
+    Empty,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Slot {
+    held: Option<Held>,
+    state: SlotState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Live campaigns are bidding until the deadline.
+    Bidding,
+    /// The seller has a price; winners hold reservations until it posts or the offer expires.
+    Offered {
+        sale_mode: SaleMode,
+        held: Vec<Held>,
+        expires_at: TimeUs,
+    },
+    /// Posted: slots are being delivered and answered.
+    Posted {
+        lead_id: LeadId,
+        sale_mode: SaleMode,
+        slots: Vec<Slot>,
+    },
+    /// Nothing more will happen to this auction.
+    Closed,
+}
+
+/// One ping's auction, from pre-ping to settlement.
+#[derive(Debug, Clone)]
+struct Auction {
+    seller: SellerId,
+    book: Arc<Book>,
+    lead: LeadView<'static>,
+    hashes: Vec<Hash32>,
+    sale_mode: PingSaleMode,
+    shared_buyers_max: u8,
+    floor: Money,
+    bid_deadline: TimeUs,
+    candidates: Vec<Candidate>,
+    /// Live campaigns asked and not answered yet.
+    awaiting: Vec<OfferRecord>,
+    /// Every live campaign that bid, for win and loss notices.
+    bidders: Vec<(CampaignId, BuyerId)>,
+    runners_up: VecDeque<Award>,
+    excluded: Vec<Excluded>,
+    contact: Option<(Contact<'static>, Consent<'static>)>,
+    direct: bool,
+    phase: Phase,
+}
+
+/// Requests the caller is waiting on, by ping: not state (they die with their connections),
+/// so they live beside the state and are never journaled.
+#[derive(Debug, Default)]
+struct Pending {
+    ping_answers: FxHashMap<PingId, Vec<RequestTag>>,
+    post_answers: FxHashMap<PingId, RequestTag>,
+    /// A contact record waiting for its `Posted` event: a `DIRECT_POST`'s until its auction
+    /// has winners.
+    contacts: FxHashMap<PingId, (Contact<'static>, Consent<'static>)>,
+}
+
+/// Running totals of the ledger, from the `SaleCommitted` events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerTotals {
+    pub sales: u64,
+    pub charged: u128,
+    pub paid_out: u128,
+}
+
+/// The auction engine. See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    defs: BookDefs,
+    book: Arc<Book>,
+    /// A cached local clock per book zone (a cache only: rebuilt with the book).
+    clocks: Vec<ZoneClock>,
+    campaign_caps: FxHashMap<CampaignId, CapCounters>,
+    buyer_budgets: FxHashMap<BuyerId, CapCounters>,
+    /// When each campaign last won, as a stamp that increases by one per award, for round robin.
+    last_selected: FxHashMap<CampaignId, u64>,
+    selection_stamp: u64,
+    next_ping_id: PingId,
+    next_lead_id: LeadId,
+    next_receipt_id: u64,
+    delivery_seq: FxHashMap<BuyerId, u64>,
+    auctions: FxHashMap<PingId, Auction>,
+    /// Deadlines by time: bid deadlines, offer expiries, delivery answers. An index over the
+    /// auctions' phases, not state of its own: an entry whose phase has moved on is pruned
+    /// when it comes due.
+    timers: BTreeSet<(TimeUs, PingId)>,
+    /// A delivery's (buyer, sequence) → its ping, to route `DELIVERY_ACK`.
+    deliveries: FxHashMap<(BuyerId, u64), PingId>,
+    tokens: PingTokens,
+    contacts: ContactHistory,
+    ledger: LedgerTotals,
+    pending: Pending,
+    outputs: VecDeque<Output>,
+    events: VecDeque<Event>,
+    /// Reused buffers of the auction path.
+    matches: TerritoryMatches,
+    selector: Selector,
+}
+
+fn ms_until(now: TimeUs, deadline: TimeUs) -> u32 {
+    u32::try_from(deadline.saturating_sub(now) / US_PER_MS).unwrap_or(u32::MAX)
+}
+
+/// A campaign's price for one sale mode when it is a fixed price.
+fn fixed_price(campaign: &CompiledCampaign, mode: SaleMode) -> Option<Money> {
+    let buys = match mode {
+        SaleMode::Exclusive => campaign.sale_modes.contains(SaleMode::Exclusive),
+        SaleMode::Shared => campaign.sale_modes.contains(SaleMode::Shared),
+    };
+    match (buys, campaign.pricing) {
+        (
+            true,
+            Pricing::Fixed {
+                exclusive_price,
+                shared_price,
+            },
+        ) => Some(match mode {
+            SaleMode::Exclusive => exclusive_price,
+            SaleMode::Shared => shared_price,
+        }),
+        _ => None,
+    }
+}
+
+fn allows(request: PingSaleMode, mode: SaleMode) -> bool {
+    matches!(
+        (request, mode),
+        (PingSaleMode::Either, _)
+            | (PingSaleMode::Exclusive, SaleMode::Exclusive)
+            | (PingSaleMode::Shared, SaleMode::Shared)
+    )
+}
+
+impl Engine {
+    /// An engine with an empty book.
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            config,
+            defs: BookDefs::default(),
+            book: Arc::new(Book::empty()),
+            clocks: Vec::new(),
+            campaign_caps: FxHashMap::default(),
+            buyer_budgets: FxHashMap::default(),
+            last_selected: FxHashMap::default(),
+            selection_stamp: 0,
+            next_ping_id: 0,
+            next_lead_id: 0,
+            next_receipt_id: 0,
+            delivery_seq: FxHashMap::default(),
+            auctions: FxHashMap::default(),
+            timers: BTreeSet::new(),
+            deliveries: FxHashMap::default(),
+            tokens: PingTokens::default(),
+            contacts: ContactHistory::default(),
+            ledger: LedgerTotals::default(),
+            pending: Pending::default(),
+            outputs: VecDeque::new(),
+            events: VecDeque::new(),
+            matches: TerritoryMatches::default(),
+            selector: Selector::default(),
+        }
+    }
+
+    /// The current book snapshot.
+    pub fn book(&self) -> &Arc<Book> {
+        &self.book
+    }
+
+    /// The admin definitions of the current book.
+    pub fn definitions(&self) -> &BookDefs {
+        &self.defs
+    }
+
+    pub fn ledger(&self) -> &LedgerTotals {
+        &self.ledger
+    }
+
+    /// The next output to send, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The next event to journal, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline the engine waits for, if any: call [`Engine::handle_timeout`]
+    /// when the clock reaches it.
+    pub fn poll_timeout(&self) -> Option<TimeUs> {
+        self.timers.first().map(|&(at, _)| at)
+    }
+
+    /// Records an event, then applies it: the only way state changes.
+    fn emit(&mut self, event: Event) {
+        self.apply(&event);
+        self.events.push_back(event);
+    }
+
+    fn local_time(&mut self, zone: u16, now: TimeUs) -> LocalTime {
+        self.clocks[usize::from(zone)].local(now)
+    }
+
+    /// A digest of the whole state (not of caches or of requests waiting for answers), so
+    /// that a test or a recovery can check that replaying the journal rebuilt the very state
+    /// the engine had. Maps are hashed in key order, so the digest does not depend on the
+    /// order in which a hash map happens to hold its entries.
+    pub fn state_digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+
+        fn sorted<K: Ord + Copy, V>(map: &FxHashMap<K, V>) -> Vec<(K, &V)> {
+            let mut entries: Vec<(K, &V)> = map.iter().map(|(k, v)| (*k, v)).collect();
+            entries.sort_unstable_by_key(|&(k, _)| k);
+            entries
+        }
+
+        // SipHash with fixed keys: the same state gives the same digest in every process.
+        let mut hasher = std::hash::DefaultHasher::new();
+        let text = |value: &dyn std::fmt::Debug| format!("{value:?}");
+        text(&self.defs).hash(&mut hasher);
+        self.book.version.hash(&mut hasher);
+        text(&sorted(&self.campaign_caps)).hash(&mut hasher);
+        text(&sorted(&self.buyer_budgets)).hash(&mut hasher);
+        sorted(&self.last_selected).hash(&mut hasher);
+        (self.selection_stamp, self.next_ping_id, self.next_lead_id, self.next_receipt_id)
+            .hash(&mut hasher);
+        sorted(&self.delivery_seq).hash(&mut hasher);
+        for (ping_id, auction) in sorted(&self.auctions) {
+            ping_id.hash(&mut hasher);
+            auction.book.version.hash(&mut hasher);
+            text(&(
+                auction.seller,
+                &auction.lead,
+                &auction.hashes,
+                auction.sale_mode,
+                auction.shared_buyers_max,
+                auction.floor,
+                auction.bid_deadline,
+            ))
+            .hash(&mut hasher);
+            text(&(
+                &auction.candidates,
+                &auction.awaiting,
+                &auction.bidders,
+                &auction.runners_up,
+                &auction.excluded,
+                &auction.contact,
+                auction.direct,
+                &auction.phase,
+            ))
+            .hash(&mut hasher);
+        }
+        // `timers` is left out: it is an index over the auctions' deadlines, which are hashed
+        // above; `handle_timeout` prunes entries that no longer match a phase.
+        sorted(&self.deliveries).hash(&mut hasher);
+        self.tokens.digest_into(&mut hasher);
+        self.contacts.digest_into(&mut hasher);
+        text(&self.ledger).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Admin
+
+    /// Applies an admin change: the book is rebuilt and swapped in whole; auctions in flight
+    /// keep the snapshot they started with. Returns the new book version.
+    pub fn handle_admin(&mut self, now: TimeUs, change: AdminChange) -> Result<u64, AdminError> {
+        let mut defs = self.defs.clone();
+        defs.apply(&change)?;
+        let version = self.book.version + 1;
+        // Compile once here to refuse a bad change before it is journaled; apply compiles the
+        // same definitions again (a replay has no other way to get the book).
+        Book::compile(&defs, version)?;
+        self.emit(Event::BookChanged {
+            at: now,
+            version,
+            change,
+        });
+        Ok(version)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Seller: ping
+
+    /// A seller's `PING`. The answer comes as [`Output::PingAnswer`] with `request`, at once
+    /// when no live buyer must be asked, else when the bids are in or the deadline passes.
+    pub fn handle_ping(&mut self, now: TimeUs, request: RequestTag, seller: SellerId, ping: &Ping<'_>) {
+        self.open(now, request, seller, ping, None);
+    }
+
+    /// A seller's `DIRECT_POST`: a ping whose contact record is posted as soon as the auction
+    /// has winners. The answer comes as [`Output::PostAnswer`].
+    pub fn handle_direct_post(
+        &mut self,
+        now: TimeUs,
+        request: RequestTag,
+        seller: SellerId,
+        ping: &Ping<'_>,
+        contact: &Contact<'_>,
+        consent: &Consent<'_>,
+    ) {
+        let reject = check_contact(contact)
+            .and_then(|()| check_consent(consent, now))
+            .err();
+        if let Some(reason) = reject {
+            self.outputs.push_back(Output::PostAnswer {
+                request,
+                seller,
+                result: unsold(0, 0, reason),
+            });
+            return;
+        }
+        self.open(
+            now,
+            request,
+            seller,
+            ping,
+            Some((contact.clone().into_owned(), consent.clone().into_owned())),
+        );
+    }
+
+    fn reject_ping(
+        &mut self,
+        now: TimeUs,
+        request: RequestTag,
+        seller: SellerId,
+        ping: &Ping<'_>,
+        reason: ErrorCode,
+        direct: bool,
+    ) {
+        self.emit(Event::PingRejected {
+            at: now,
+            seller,
+            client_token: ping.client_token,
+            reason: code(reason),
+        });
+        self.outputs.push_back(if direct {
+            Output::PostAnswer {
+                request,
+                seller,
+                result: unsold(0, 0, reason),
+            }
+        } else {
+            Output::PingAnswer {
+                request,
+                seller,
+                result: no_sale(0, reason),
+            }
+        });
+    }
+
+    fn open(
+        &mut self,
+        now: TimeUs,
+        request: RequestTag,
+        seller_id: SellerId,
+        ping: &Ping<'_>,
+        direct: Option<(Contact<'static>, Consent<'static>)>,
+    ) {
+        let is_direct = direct.is_some();
+        let book = Arc::clone(&self.book);
+
+        // A retried ping gets the first one's answer, not a second auction.
+        if ping.client_token != 0 {
+            if let Some(ping_id) = self.tokens.lookup(seller_id, ping.client_token, now) {
+                self.answer_retry(now, request, seller_id, ping_id, is_direct);
+                return;
+            }
+        }
+
+        // Pre-ping: the seller, the vertical, the lead's format, duplicates.
+        let Some(seller) = book.seller(seller_id) else {
+            return self.reject_ping(now, request, seller_id, ping, ErrorCode::UNKNOWN_PING, is_direct);
+        };
+        if !seller.active {
+            return self.reject_ping(now, request, seller_id, ping, ErrorCode::SELLER_PAUSED, is_direct);
+        }
+        let Some(vertical) = book.vertical_ix(ping.lead.vertical.as_str()) else {
+            return self.reject_ping(now, request, seller_id, ping, ErrorCode::UNKNOWN_VERTICAL, is_direct);
+        };
+        if !seller.sells(vertical) {
+            return self.reject_ping(now, request, seller_id, ping, ErrorCode::VERTICAL_NOT_ALLOWED, is_direct);
+        }
+        if ping.timeout_ms < self.config.ping_timeout_min_ms {
+            return self.reject_ping(now, request, seller_id, ping, ErrorCode::DEADLINE_TOO_SHORT, is_direct);
+        }
+        let zips = ZipTable::us();
+        let postal = match check_view(&book.vertical(vertical).rules, &ping.lead, |zip| {
+            zips.get(zip).is_some()
+        }) {
+            Ok(postal) => postal,
+            Err(reason) => return self.reject_ping(now, request, seller_id, ping, reason, is_direct),
+        };
+        let hashes: Vec<Hash32> = ping.phone_hash.iter().chain(&ping.email_hash).copied().collect();
+        if self.contacts.seen_within_window(&hashes, now) {
+            return self.reject_ping(now, request, seller_id, ping, ErrorCode::DUPLICATE_LEAD, is_direct);
+        }
+
+        // The campaigns whose territory matches: never a scan of the book.
+        let mut matches = std::mem::take(&mut self.matches);
+        book.territory
+            .lookup(vertical, ping.lead.country, postal.as_str(), &mut matches);
+        let mut excluded: Vec<Excluded> = matches
+            .excluded
+            .iter()
+            .map(|&ix| Excluded {
+                campaign: book.campaign(ix).id,
+                reason: Exclusion::Territory.into(),
+            })
+            .collect();
+        let floor = seller.floor(vertical);
+        let bid_deadline = now
+            + u64::from(ping.timeout_ms.saturating_sub(self.config.deadline_margin_ms)) * US_PER_MS;
+        let mut candidates = Vec::new();
+        let mut offers = Vec::new();
+        for &ix in &matches.included {
+            let campaign = book.campaign(ix);
+            let reason = self.eligibility(&book, campaign, seller_id, ping, &hashes, now);
+            if let Err(exclusion) = reason {
+                excluded.push(Excluded {
+                    campaign: campaign.id,
+                    reason: exclusion.into(),
+                });
+                continue;
+            }
+            match campaign.pricing {
+                Pricing::Fixed { .. } => {
+                    let exclusive = fixed_price(campaign, SaleMode::Exclusive)
+                        .filter(|_| allows(ping.sale_mode, SaleMode::Exclusive));
+                    let shared = fixed_price(campaign, SaleMode::Shared)
+                        .filter(|_| allows(ping.sale_mode, SaleMode::Shared));
+                    candidates.push(self.candidate(campaign, exclusive, shared, now));
+                }
+                Pricing::LiveBid { bid_max, .. } => {
+                    if bid_max < floor {
+                        excluded.push(Excluded {
+                            campaign: campaign.id,
+                            reason: Exclusion::BelowFloor.into(),
+                        });
+                        continue;
+                    }
+                    // A live campaign is asked for one sale mode: exclusive when both the
+                    // seller and the campaign take it, else shared.
+                    let sale_mode = if allows(ping.sale_mode, SaleMode::Exclusive)
+                        && campaign.sale_modes.contains(SaleMode::Exclusive)
+                    {
+                        SaleMode::Exclusive
+                    } else {
+                        SaleMode::Shared
+                    };
+                    let price_floor = match campaign.pricing {
+                        Pricing::LiveBid { bid_min, .. } => bid_min.max(floor),
+                        Pricing::Fixed { .. } => floor,
+                    };
+                    offers.push(OfferRecord {
+                        campaign: campaign.id,
+                        buyer: campaign.buyer,
+                        sale_mode,
+                        price_floor,
+                    });
+                }
+            }
+        }
+        self.matches = matches;
+
+        let ping_id = self.next_ping_id + 1;
+        self.emit(Event::PingOpened {
+            at: now,
+            ping_id,
+            seller: seller_id,
+            client_token: ping.client_token,
+            lead: ping.lead.clone().into_owned(),
+            phone_hash: ping.phone_hash,
+            email_hash: ping.email_hash,
+            sale_mode: ping.sale_mode,
+            shared_buyers_max: ping.shared_buyers_max,
+            floor,
+            bid_deadline,
+            candidates,
+            offers: offers.clone(),
+            excluded,
+            direct: is_direct,
+        });
+        if let Some(contact) = direct {
+            self.pending.contacts.insert(ping_id, contact);
+            self.pending.post_answers.insert(ping_id, request);
+        } else {
+            self.pending.ping_answers.insert(ping_id, vec![request]);
+        }
+
+        if offers.is_empty() {
+            self.resolve(now, ping_id);
+            return;
+        }
+        let bid_within_ms = ms_until(now, bid_deadline);
+        let lead = ping.lead.clone().into_owned();
+        for offer in offers {
+            self.outputs.push_back(Output::Offer {
+                buyer: offer.buyer,
+                offer: PingOffer {
+                    auction_id: ping_id,
+                    campaign_id: offer.campaign,
+                    lead: lead.clone(),
+                    sale_mode: offer.sale_mode,
+                    price_floor: offer.price_floor,
+                    bid_within_ms,
+                },
+            });
+        }
+    }
+
+    /// Whether a campaign the territory matched may take part, or why not.
+    fn eligibility(
+        &mut self,
+        book: &Book,
+        campaign: &CompiledCampaign,
+        seller: SellerId,
+        ping: &Ping<'_>,
+        hashes: &[Hash32],
+        now: TimeUs,
+    ) -> Result<(), Exclusion> {
+        if !campaign.active {
+            return Err(Exclusion::Paused);
+        }
+        let Some(seller) = book.seller(seller) else {
+            return Err(Exclusion::Blocked);
+        };
+        if !seller.admits(campaign.buyer) {
+            return Err(Exclusion::Blocked);
+        }
+        let sells_mode = (allows(ping.sale_mode, SaleMode::Exclusive) && campaign.sale_modes.contains(SaleMode::Exclusive))
+            || (allows(ping.sale_mode, SaleMode::Shared) && campaign.sale_modes.contains(SaleMode::Shared));
+        if !sells_mode {
+            return Err(Exclusion::SaleMode);
+        }
+        if !campaign.filters.matches(&ping.lead.attributes) {
+            return Err(Exclusion::Filter);
+        }
+        let local = self.local_time(campaign.zone, now);
+        if !campaign.schedule.is_open(&local) {
+            return Err(Exclusion::Schedule);
+        }
+        self.room_for(book, campaign, 0, &local)?;
+        if campaign.lookback_us != 0
+            && self
+                .contacts
+                .bought_within(campaign.buyer, hashes, campaign.lookback_us, now)
+        {
+            return Err(Exclusion::Duplicate);
+        }
+        Ok(())
+    }
+
+    /// Whether one more lead at `price` fits the campaign's caps and its buyer's budget.
+    fn room_for(
+        &self,
+        book: &Book,
+        campaign: &CompiledCampaign,
+        price: Money,
+        local: &LocalTime,
+    ) -> Result<(), Exclusion> {
+        if let Some(counters) = self.campaign_caps.get(&campaign.id) {
+            counters
+                .check(&campaign.caps, local, price)
+                .map_err(|_| Exclusion::Cap)?;
+        } else {
+            CapCounters::default()
+                .check(&campaign.caps, local, price)
+                .map_err(|_| Exclusion::Cap)?;
+        }
+        let Some(buyer) = book.buyer(campaign.buyer) else {
+            return Err(Exclusion::Paused);
+        };
+        let budget = self.buyer_budgets.get(&buyer.id);
+        let fits = match budget {
+            Some(counters) => counters.check(&buyer.budget, local, price),
+            None => CapCounters::default().check(&buyer.budget, local, price),
+        };
+        fits.map_err(|_| Exclusion::Budget)
+    }
+
+    fn candidate(
+        &self,
+        campaign: &CompiledCampaign,
+        exclusive_price: Option<Money>,
+        shared_price: Option<Money>,
+        answered_at: TimeUs,
+    ) -> Candidate {
+        Candidate {
+            campaign: campaign.id,
+            buyer: campaign.buyer,
+            tier: campaign.tier,
+            weight: campaign.weight,
+            exclusive_price,
+            shared_price,
+            adjust_bps: match campaign.pricing {
+                Pricing::LiveBid { adjust_bps, .. } => adjust_bps,
+                Pricing::Fixed { .. } => 0,
+            },
+            answered_at,
+            last_selected: self.last_selected.get(&campaign.id).copied().unwrap_or(0),
+        }
+    }
+
+    fn answer_retry(
+        &mut self,
+        now: TimeUs,
+        request: RequestTag,
+        seller: SellerId,
+        ping_id: PingId,
+        direct: bool,
+    ) {
+        let Some(auction) = self.auctions.get(&ping_id) else {
+            let output = if direct {
+                Output::PostAnswer {
+                    request,
+                    seller,
+                    result: unsold(ping_id, 0, ErrorCode::DUPLICATE_LEAD),
+                }
+            } else {
+                Output::PingAnswer {
+                    request,
+                    seller,
+                    result: no_sale(ping_id, ErrorCode::DUPLICATE_LEAD),
+                }
+            };
+            self.outputs.push_back(output);
+            return;
+        };
+        match (&auction.phase, direct) {
+            (Phase::Bidding, false) => {
+                self.pending
+                    .ping_answers
+                    .entry(ping_id)
+                    .or_default()
+                    .push(request);
+            }
+            (Phase::Offered { .. }, false) => {
+                let result = self.offer_result(ping_id, now);
+                self.outputs.push_back(Output::PingAnswer {
+                    request,
+                    seller,
+                    result,
+                });
+            }
+            // A retried DIRECT_POST still in flight takes the first one's place as the request
+            // to answer; one that finished gets a duplicate answer.
+            (Phase::Bidding | Phase::Offered { .. } | Phase::Posted { .. }, true) => {
+                self.pending.post_answers.insert(ping_id, request);
+            }
+            _ => self.outputs.push_back(if direct {
+                Output::PostAnswer {
+                    request,
+                    seller,
+                    result: unsold(ping_id, 0, ErrorCode::DUPLICATE_LEAD),
+                }
+            } else {
+                Output::PingAnswer {
+                    request,
+                    seller,
+                    result: no_sale(ping_id, ErrorCode::DUPLICATE_LEAD),
+                }
+            }),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Buyer: bids
+
+    /// A live buyer's `BID` (or `NO_BID` with `price` None and a reason). Bids for auctions
+    /// that are over, or from campaigns that were not asked, are answered with a loss notice.
+    pub fn handle_bid(
+        &mut self,
+        now: TimeUs,
+        buyer: BuyerId,
+        ping_id: PingId,
+        campaign: CampaignId,
+        price: Option<Money>,
+        reason: ErrorCode,
+    ) {
+        let asked = self.auctions.get(&ping_id).and_then(|auction| {
+            (auction.phase == Phase::Bidding && now <= auction.bid_deadline)
+                .then(|| auction.awaiting.iter().find(|offer| offer.campaign == campaign && offer.buyer == buyer))
+                .flatten()
+                .copied()
+        });
+        let Some(offer) = asked else {
+            if price.is_some() {
+                self.outputs.push_back(Output::Lost {
+                    buyer,
+                    notice: AuctionLost {
+                        auction_id: ping_id,
+                        campaign_id: campaign,
+                        reason: ErrorCode::BID_TOO_LATE,
+                    },
+                });
+            }
+            return;
+        };
+        let price = price.filter(|&price| {
+            let in_range = self.auctions.get(&ping_id).is_some_and(|auction| {
+                auction.book.campaign_by_id(campaign).is_some_and(|c| match c.pricing {
+                    Pricing::LiveBid { bid_min, bid_max, .. } => (bid_min..=bid_max).contains(&price),
+                    Pricing::Fixed { .. } => false,
+                })
+            });
+            in_range && price >= offer.price_floor
+        });
+        self.emit(Event::BidReceived {
+            at: now,
+            ping_id,
+            campaign,
+            price,
+            reason: code(reason),
+        });
+        if self
+            .auctions
+            .get(&ping_id)
+            .is_some_and(|auction| auction.awaiting.is_empty())
+        {
+            self.resolve(now, ping_id);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Resolution
+
+    /// Ends the bidding of an auction: selection, reservations, the seller's answer, notices.
+    fn resolve(&mut self, now: TimeUs, ping_id: PingId) {
+        let Some(auction) = self.auctions.get(&ping_id) else {
+            return;
+        };
+        let book = Arc::clone(&auction.book);
+        let mut excluded: Vec<Excluded> = auction
+            .awaiting
+            .iter()
+            .map(|offer| Excluded {
+                campaign: offer.campaign,
+                reason: Exclusion::Timeout.into(),
+            })
+            .collect();
+        // Caps may have filled since the auction opened: each price must still fit the
+        // campaign's caps and its buyer's budget, or selection does not see it.
+        let mut primaries = Vec::new();
+        let mut fallbacks = Vec::new();
+        let candidates = auction.candidates.clone();
+        let request = SelectionRequest {
+            sale_mode: auction.sale_mode,
+            shared_buyers_max: auction.shared_buyers_max,
+            floor: auction.floor,
+            seed: self.config.seed ^ ping_id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        };
+        let direct = auction.direct;
+        let vertical = book.vertical_ix(auction.lead.vertical.as_str());
+        for mut candidate in candidates {
+            let Some(campaign) = book.campaign_by_id(candidate.campaign) else {
+                continue;
+            };
+            let local = self.local_time(campaign.zone, now);
+            let mut refused = None;
+            for price in [&mut candidate.exclusive_price, &mut candidate.shared_price] {
+                if let Some(amount) = *price {
+                    if let Err(exclusion) = self.room_for(&book, campaign, amount, &local) {
+                        refused = Some(exclusion);
+                        *price = None;
+                    }
+                }
+            }
+            if candidate.exclusive_price.is_none() && candidate.shared_price.is_none() {
+                if let Some(exclusion) = refused {
+                    excluded.push(Excluded {
+                        campaign: candidate.campaign,
+                        reason: exclusion.into(),
+                    });
+                }
+                continue;
+            }
+            if campaign.role == CampaignRole::Fallback {
+                fallbacks.push(candidate);
+            } else {
+                primaries.push(candidate);
+            }
+        }
+        let strategy = |tier: u8| {
+            vertical.map_or(crate::protocol::Strategy::HighestBid, |ix| {
+                book.vertical(ix).strategy_of(tier)
+            })
+        };
+        let selection: Selection = self.selector.select(&primaries, &strategy, &request).clone();
+        let fallback: Selection = self.selector.select(&fallbacks, &strategy, &request).clone();
+        for (campaign, exclusion) in selection.considered.iter().chain(&fallback.considered) {
+            excluded.push(Excluded {
+                campaign: *campaign,
+                reason: (*exclusion).into(),
+            });
+        }
+        let sale = match (selection.outcome, fallback.outcome) {
+            (Outcome::Sale(sale_mode), fallback_outcome) => {
+                let mut runners_up = selection.runners_up;
+                // Fallbacks queue behind the ranked runners-up, for the cascade.
+                if fallback_outcome == Outcome::Sale(sale_mode) {
+                    runners_up.extend(fallback.winners.into_iter().chain(fallback.runners_up));
+                }
+                Some((sale_mode, selection.winners, runners_up))
+            }
+            (_, Outcome::Sale(sale_mode)) => {
+                Some((sale_mode, fallback.winners, fallback.runners_up))
+            }
+            _ => None,
+        };
+        let seller = book.seller(auction_seller(&self.auctions, ping_id));
+        let resolution = match sale {
+            Some((sale_mode, winners, runners_up)) => Resolution::Offer {
+                sale_mode,
+                payouts: winners
+                    .iter()
+                    .map(|award| seller.map_or(0, |seller| seller.payout(award.price)))
+                    .collect(),
+                winners,
+                runners_up,
+                expires_at: now + u64::from(self.config.post_window_ms) * US_PER_MS,
+            },
+            None => Resolution::NoSale {
+                reason: no_sale_reason(&excluded, self.auctions.get(&ping_id)).0,
+            },
+        };
+        self.emit(Event::AuctionResolved {
+            at: now,
+            ping_id,
+            resolution: resolution.clone(),
+            excluded,
+        });
+        self.notify_resolution(ping_id, &resolution);
+        match resolution {
+            Resolution::Offer { .. } if direct => self.post_contact(now, ping_id),
+            Resolution::Offer { .. } => {
+                let result = self.offer_result(ping_id, now);
+                self.answer_ping(ping_id, result);
+            }
+            Resolution::NoSale { reason } => {
+                if direct {
+                    self.answer_post(ping_id, unsold(ping_id, 0, ErrorCode(reason)));
+                } else {
+                    self.answer_ping(ping_id, no_sale(ping_id, ErrorCode(reason)));
+                }
+            }
+        }
+    }
+
+    fn notify_resolution(&mut self, ping_id: PingId, resolution: &Resolution) {
+        let Some(auction) = self.auctions.get(&ping_id) else {
+            return;
+        };
+        let winners: Vec<(CampaignId, BuyerId, Money, SaleMode)> = match resolution {
+            Resolution::Offer {
+                winners, sale_mode, ..
+            } => winners
+                .iter()
+                .map(|award| (award.campaign, award.buyer, award.price, *sale_mode))
+                .collect(),
+            Resolution::NoSale { .. } => Vec::new(),
+        };
+        for &(campaign, buyer) in &auction.bidders {
+            let notice = match winners.iter().find(|winner| winner.0 == campaign) {
+                Some(&(_, _, price, sale_mode)) => Output::Won {
+                    buyer,
+                    notice: AuctionWon {
+                        auction_id: ping_id,
+                        campaign_id: campaign,
+                        price,
+                        sale_mode,
+                    },
+                },
+                None => Output::Lost {
+                    buyer,
+                    notice: AuctionLost {
+                        auction_id: ping_id,
+                        campaign_id: campaign,
+                        reason: ErrorCode::OUTBID,
+                    },
+                },
+            };
+            self.outputs.push_back(notice);
+        }
+    }
+
+    fn offer_result(&self, ping_id: PingId, now: TimeUs) -> PingResult<'static> {
+        match self.auctions.get(&ping_id).map(|auction| &auction.phase) {
+            Some(Phase::Offered {
+                sale_mode,
+                held,
+                expires_at,
+            }) => PingResult {
+                ping_id,
+                outcome: PingOutcome::Offer {
+                    sale_mode: *sale_mode,
+                    payouts: held.iter().map(|held| held.payout).collect::<Vec<_>>().into(),
+                    post_within_ms: ms_until(now, *expires_at),
+                },
+            },
+            _ => no_sale(ping_id, ErrorCode::PING_EXPIRED),
+        }
+    }
+
+    fn answer_ping(&mut self, ping_id: PingId, result: PingResult<'static>) {
+        let seller = auction_seller(&self.auctions, ping_id);
+        for request in self.pending.ping_answers.remove(&ping_id).unwrap_or_default() {
+            self.outputs.push_back(Output::PingAnswer {
+                request,
+                seller,
+                result: result.clone(),
+            });
+        }
+    }
+
+    fn answer_post(&mut self, ping_id: PingId, result: PostResult<'static>) {
+        let seller = auction_seller(&self.auctions, ping_id);
+        if let Some(request) = self.pending.post_answers.remove(&ping_id) {
+            self.outputs.push_back(Output::PostAnswer {
+                request,
+                seller,
+                result,
+            });
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Seller: post
+
+    /// A seller's `POST` of a pinged lead. The answer comes as [`Output::PostAnswer`] once every
+    /// winner's slot is settled (at once for stored buyers).
+    pub fn handle_post(
+        &mut self,
+        now: TimeUs,
+        request: RequestTag,
+        seller: SellerId,
+        ping_id: PingId,
+        contact: &Contact<'_>,
+        consent: &Consent<'_>,
+    ) {
+        let refuse = |engine: &mut Self, reason: ErrorCode| {
+            engine.outputs.push_back(Output::PostAnswer {
+                request,
+                seller,
+                result: unsold(ping_id, 0, reason),
+            });
+        };
+        let Some(auction) = self.auctions.get(&ping_id).filter(|a| a.seller == seller) else {
+            return refuse(self, ErrorCode::UNKNOWN_PING);
+        };
+        match &auction.phase {
+            Phase::Offered { expires_at, .. } if now <= *expires_at => {}
+            Phase::Offered { .. } | Phase::Bidding => return refuse(self, ErrorCode::PING_EXPIRED),
+            Phase::Posted { .. } | Phase::Closed if auction.contact.is_some() => {
+                return refuse(self, ErrorCode::ALREADY_POSTED);
+            }
+            Phase::Posted { .. } | Phase::Closed => return refuse(self, ErrorCode::PING_EXPIRED),
+        }
+        if let Err(reason) = check_contact(contact).and_then(|()| check_consent(consent, now)) {
+            return refuse(self, reason);
+        }
+        self.pending.contacts.insert(
+            ping_id,
+            (contact.clone().into_owned(), consent.clone().into_owned()),
+        );
+        self.pending.post_answers.insert(ping_id, request);
+        self.post_contact(now, ping_id);
+    }
+
+    /// Records the post and delivers the lead to each winner.
+    fn post_contact(&mut self, now: TimeUs, ping_id: PingId) {
+        let Some((contact, consent)) = self.pending.contacts.remove(&ping_id) else {
+            return;
+        };
+        let lead_id = self.next_lead_id + 1;
+        self.emit(Event::Posted {
+            at: now,
+            ping_id,
+            lead_id,
+            contact,
+            consent,
+        });
+        let slots = match self.auctions.get(&ping_id).map(|auction| &auction.phase) {
+            Some(Phase::Posted { slots, .. }) => slots.len(),
+            _ => 0,
+        };
+        for slot in 0..slots {
+            self.deliver_slot(now, ping_id, slot);
+        }
+        self.settle_if_done(now, ping_id);
+    }
+
+    /// Delivers the lead to the winner holding `slot`, or cascades if that winner may not have
+    /// it (it bought the consumer within its look-back).
+    fn deliver_slot(&mut self, now: TimeUs, ping_id: PingId, slot: usize) {
+        loop {
+            let Some(auction) = self.auctions.get(&ping_id) else {
+                return;
+            };
+            let Phase::Posted { lead_id, slots, .. } = &auction.phase else {
+                return;
+            };
+            let lead_id = *lead_id;
+            let Some(held) = slots.get(slot).and_then(|slot| slot.held.clone()) else {
+                return;
+            };
+            let campaign = auction.book.campaign_by_id(held.award.campaign);
+            let lookback = campaign.map_or(0, |c| c.lookback_us);
+            if lookback != 0
+                && self
+                    .contacts
+                    .bought_within(held.award.buyer, &auction.hashes, lookback, now)
+            {
+                self.emit(Event::SaleFailed {
+                    at: now,
+                    ping_id,
+                    campaign: held.award.campaign,
+                    reason: Exclusion::Duplicate.code().0,
+                });
+                if !self.cascade(now, ping_id) {
+                    return;
+                }
+                continue;
+            }
+            let buyer = auction.book.buyer(held.award.buyer);
+            let live = buyer.is_some_and(|b| b.delivery == crate::protocol::DeliveryMode::Live);
+            let accept_within_ms = buyer.map_or(0, |b| b.accept_within_ms);
+            let delivery_seq = self.delivery_seq.get(&held.award.buyer).copied().unwrap_or(0) + 1;
+            let ack_deadline = live.then(|| now + u64::from(accept_within_ms) * US_PER_MS);
+            self.emit(Event::Delivered {
+                at: now,
+                ping_id,
+                lead_id,
+                campaign: held.award.campaign,
+                buyer: held.award.buyer,
+                delivery_seq,
+                ack_deadline,
+            });
+            self.outputs.push_back(Output::Deliver {
+                buyer: held.award.buyer,
+                delivery: self.lead_delivery(ping_id, &held, delivery_seq, now, accept_within_ms),
+            });
+            if !live {
+                // A stored delivery is final: the buyer takes it when it next connects.
+                self.commit_slot(now, ping_id, slot);
+            }
+            return;
+        }
+    }
+
+    fn lead_delivery(
+        &self,
+        ping_id: PingId,
+        held: &Held,
+        delivery_seq: u64,
+        now: TimeUs,
+        accept_within_ms: u32,
+    ) -> LeadDelivery<'static> {
+        let auction = &self.auctions[&ping_id];
+        let (lead_id, sale_mode) = match &auction.phase {
+            Phase::Posted {
+                lead_id, sale_mode, ..
+            } => (*lead_id, *sale_mode),
+            _ => (0, SaleMode::Exclusive),
+        };
+        let (contact, consent) = auction
+            .contact
+            .clone()
+            .unwrap_or_else(|| unreachable!("a posted auction has its contact record"));
+        LeadDelivery {
+            delivery_seq,
+            lead_id,
+            auction_id: ping_id,
+            campaign_id: held.award.campaign,
+            price: held.award.price,
+            sale_mode,
+            lead: auction.lead.clone(),
+            contact,
+            consent,
+            delivered_at: now,
+            accept_within_ms,
+        }
+    }
+
+    fn commit_slot(&mut self, now: TimeUs, ping_id: PingId, slot: usize) {
+        let Some(auction) = self.auctions.get(&ping_id) else {
+            return;
+        };
+        let Phase::Posted { lead_id, slots, .. } = &auction.phase else {
+            return;
+        };
+        let Some(held) = slots.get(slot).and_then(|slot| slot.held.clone()) else {
+            return;
+        };
+        let receipt_id = self.next_receipt_id + 1;
+        self.emit(Event::SaleCommitted {
+            at: now,
+            ping_id,
+            lead_id: *lead_id,
+            campaign: held.award.campaign,
+            buyer: held.award.buyer,
+            seller: auction.seller,
+            receipt_id,
+            price: held.award.price,
+            payout: held.payout,
+        });
+    }
+
+    /// Puts the next eligible runner-up into the empty slot. Returns whether one was found.
+    /// Each runner-up tried leaves the queue through its event (`CascadeReserved` or
+    /// `CascadeSkipped`), so that replay walks the queue the same way.
+    fn cascade(&mut self, now: TimeUs, ping_id: PingId) -> bool {
+        loop {
+            let Some(auction) = self.auctions.get(&ping_id) else {
+                return false;
+            };
+            let Some(&award) = auction.runners_up.front() else {
+                return false;
+            };
+            let book = Arc::clone(&auction.book);
+            let taken = match &auction.phase {
+                Phase::Posted { slots, .. } => slots.iter().any(|slot| {
+                    slot.held
+                        .as_ref()
+                        .is_some_and(|held| held.award.buyer == award.buyer)
+                }),
+                _ => false,
+            };
+            let hashes = auction.hashes.clone();
+            let seller = auction.seller;
+            let campaign = book.campaign_by_id(award.campaign);
+            let verdict = match campaign {
+                None => Err(Exclusion::Paused),
+                // One buyer never holds two slots of one lead.
+                Some(_) if taken => Err(Exclusion::Duplicate),
+                Some(campaign) if !campaign.active => Err(Exclusion::Paused),
+                Some(campaign)
+                    if campaign.lookback_us != 0
+                        && self.contacts.bought_within(
+                            award.buyer,
+                            &hashes,
+                            campaign.lookback_us,
+                            now,
+                        ) =>
+                {
+                    Err(Exclusion::Duplicate)
+                }
+                Some(campaign) => {
+                    let local = self.local_time(campaign.zone, now);
+                    self.room_for(&book, campaign, award.price, &local)
+                }
+            };
+            if let Err(exclusion) = verdict {
+                self.emit(Event::CascadeSkipped {
+                    at: now,
+                    ping_id,
+                    campaign: award.campaign,
+                    reason: exclusion.into(),
+                });
+                continue;
+            }
+            let payout = book.seller(seller).map_or(0, |s| s.payout(award.price));
+            self.emit(Event::CascadeReserved {
+                at: now,
+                ping_id,
+                award,
+                payout,
+            });
+            return true;
+        }
+    }
+
+    /// Answers the seller once no slot is awaiting a buyer's answer.
+    fn settle_if_done(&mut self, now: TimeUs, ping_id: PingId) {
+        let Some(auction) = self.auctions.get(&ping_id) else {
+            return;
+        };
+        let Phase::Posted {
+            lead_id,
+            sale_mode,
+            slots,
+        } = &auction.phase
+        else {
+            return;
+        };
+        if slots
+            .iter()
+            .any(|slot| matches!(slot.state, SlotState::Awaiting { .. }) || (slot.held.is_some() && slot.state == SlotState::Empty))
+        {
+            return;
+        }
+        let receipts: Vec<Receipt> = slots
+            .iter()
+            .filter_map(|slot| match (&slot.state, &slot.held) {
+                (SlotState::Sold { receipt_id }, Some(held)) => Some(Receipt {
+                    receipt_id: *receipt_id,
+                    payout: held.payout,
+                }),
+                _ => None,
+            })
+            .collect();
+        let lead_id = *lead_id;
+        let sale_mode = *sale_mode;
+        let sold = !receipts.is_empty();
+        let reason = if sold { 0 } else { ErrorCode::CASCADE_EXHAUSTED.0 };
+        self.emit(Event::LeadSettled {
+            at: now,
+            ping_id,
+            sold,
+            reason,
+        });
+        let result = if sold {
+            PostResult {
+                ping_id,
+                lead_id,
+                outcome: PostOutcome::Sold {
+                    sale_mode,
+                    payout_total: receipts.iter().map(|r| r.payout).sum(),
+                    receipts: receipts.into(),
+                },
+            }
+        } else {
+            unsold(ping_id, lead_id, ErrorCode::CASCADE_EXHAUSTED)
+        };
+        self.answer_post(ping_id, result);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Buyer: delivery answers
+
+    /// A live buyer's `DELIVERY_ACK`. Unknown or already settled deliveries are ignored (a
+    /// buyer re-acknowledging after a reconnect is normal).
+    pub fn handle_delivery_ack(
+        &mut self,
+        now: TimeUs,
+        buyer: BuyerId,
+        delivery_seq: u64,
+        outcome: DeliveryOutcome,
+        reason: ErrorCode,
+    ) {
+        let Some(&ping_id) = self.deliveries.get(&(buyer, delivery_seq)) else {
+            return;
+        };
+        let Some(slot) = self.awaiting_slot(ping_id, buyer, delivery_seq) else {
+            return;
+        };
+        match outcome {
+            DeliveryOutcome::Accept => self.commit_slot(now, ping_id, slot),
+            DeliveryOutcome::Reject => self.fail_slot(now, ping_id, slot, reason),
+        }
+        self.settle_if_done(now, ping_id);
+    }
+
+    fn awaiting_slot(&self, ping_id: PingId, buyer: BuyerId, seq: u64) -> Option<usize> {
+        let Phase::Posted { slots, .. } = &self.auctions.get(&ping_id)?.phase else {
+            return None;
+        };
+        slots.iter().position(|slot| {
+            slot.held.as_ref().is_some_and(|held| held.award.buyer == buyer)
+                && matches!(slot.state, SlotState::Awaiting { delivery_seq, .. } if delivery_seq == seq)
+        })
+    }
+
+    fn fail_slot(&mut self, now: TimeUs, ping_id: PingId, slot: usize, reason: ErrorCode) {
+        let Some(campaign) = self.auctions.get(&ping_id).and_then(|auction| match &auction.phase {
+            Phase::Posted { slots, .. } => slots.get(slot)?.held.as_ref().map(|h| h.award.campaign),
+            _ => None,
+        }) else {
+            return;
+        };
+        self.emit(Event::SaleFailed {
+            at: now,
+            ping_id,
+            campaign,
+            reason: reason.0,
+        });
+        if self.cascade(now, ping_id) {
+            self.deliver_slot(now, ping_id, slot);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Time
+
+    /// Handles every deadline at or before `now`: bidding ends, offers expire, deliveries go
+    /// unanswered.
+    pub fn handle_timeout(&mut self, now: TimeUs) {
+        while let Some(&(at, ping_id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, ping_id));
+            let Some(auction) = self.auctions.get(&ping_id) else {
+                continue;
+            };
+            match &auction.phase {
+                Phase::Bidding if auction.bid_deadline <= now => self.resolve(now, ping_id),
+                Phase::Offered { expires_at, held, .. } if *expires_at <= now => {
+                    let lost: Vec<(BuyerId, CampaignId)> = held
+                        .iter()
+                        .filter(|held| auction.bidders.iter().any(|b| b.0 == held.award.campaign))
+                        .map(|held| (held.award.buyer, held.award.campaign))
+                        .collect();
+                    self.emit(Event::PingExpired { at: now, ping_id });
+                    for (buyer, campaign) in lost {
+                        self.outputs.push_back(Output::Lost {
+                            buyer,
+                            notice: AuctionLost {
+                                auction_id: ping_id,
+                                campaign_id: campaign,
+                                reason: ErrorCode::LEAD_NOT_POSTED,
+                            },
+                        });
+                    }
+                }
+                Phase::Posted { slots, .. } => {
+                    let overdue: Vec<usize> = slots
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, slot)| matches!(slot.state, SlotState::Awaiting { deadline, .. } if deadline <= now))
+                        .map(|(at, _)| at)
+                        .collect();
+                    for slot in overdue {
+                        self.fail_slot(now, ping_id, slot, ErrorCode::ACCEPT_TIMEOUT);
+                    }
+                    self.settle_if_done(now, ping_id);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Apply: the only mutation
+
+    /// Applies one event to the state. The live engine calls it for every event it emits;
+    /// recovery calls it for every event of the journal, in order.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::BookChanged {
+                version, change, ..
+            } => {
+                self.defs
+                    .apply(change)
+                    .unwrap_or_else(|error| panic!("journaled admin change must apply: {error}"));
+                let book = Book::compile(&self.defs, *version)
+                    .unwrap_or_else(|error| panic!("journaled book must compile: {error}"));
+                self.clocks = book
+                    .zones
+                    .iter()
+                    .map(|zone| {
+                        ZoneClock::new(zone)
+                            .unwrap_or_else(|_| panic!("compiled zone {zone} must load"))
+                    })
+                    .collect();
+                self.book = Arc::new(book);
+            }
+            Event::PingRejected { .. } => {}
+            Event::PingOpened {
+                at,
+                ping_id,
+                seller,
+                client_token,
+                lead,
+                phone_hash,
+                email_hash,
+                sale_mode,
+                shared_buyers_max,
+                floor,
+                bid_deadline,
+                candidates,
+                offers,
+                excluded,
+                direct,
+            } => {
+                self.next_ping_id = self.next_ping_id.max(*ping_id);
+                if *client_token != 0 {
+                    self.tokens.insert(*seller, *client_token, *ping_id, *at);
+                }
+                let hashes: Vec<Hash32> = phone_hash.iter().chain(email_hash).copied().collect();
+                self.contacts.record_ping(&hashes, *at);
+                self.auctions.insert(
+                    *ping_id,
+                    Auction {
+                        seller: *seller,
+                        book: Arc::clone(&self.book),
+                        lead: lead.clone(),
+                        hashes,
+                        sale_mode: *sale_mode,
+                        shared_buyers_max: *shared_buyers_max,
+                        floor: *floor,
+                        bid_deadline: *bid_deadline,
+                        candidates: candidates.clone(),
+                        awaiting: offers.clone(),
+                        bidders: Vec::new(),
+                        runners_up: VecDeque::new(),
+                        excluded: excluded.clone(),
+                        contact: None,
+                        direct: *direct,
+                        phase: Phase::Bidding,
+                    },
+                );
+                if !offers.is_empty() {
+                    self.timers.insert((*bid_deadline, *ping_id));
+                }
+            }
+            Event::BidReceived {
+                at,
+                ping_id,
+                campaign,
+                price,
+                reason: _,
+            } => {
+                let last_selected = self.last_selected.get(campaign).copied().unwrap_or(0);
+                let Some(auction) = self.auctions.get_mut(ping_id) else {
+                    return;
+                };
+                let Some(position) = auction.awaiting.iter().position(|o| o.campaign == *campaign) else {
+                    return;
+                };
+                let offer = auction.awaiting.swap_remove(position);
+                match price {
+                    Some(price) => {
+                        let Some(compiled) = auction.book.campaign_by_id(*campaign) else {
+                            return;
+                        };
+                        auction.bidders.push((*campaign, offer.buyer));
+                        let (exclusive_price, shared_price) = match offer.sale_mode {
+                            SaleMode::Exclusive => (Some(*price), None),
+                            SaleMode::Shared => (None, Some(*price)),
+                        };
+                        auction.candidates.push(Candidate {
+                            campaign: *campaign,
+                            buyer: offer.buyer,
+                            tier: compiled.tier,
+                            weight: compiled.weight,
+                            exclusive_price,
+                            shared_price,
+                            adjust_bps: match compiled.pricing {
+                                Pricing::LiveBid { adjust_bps, .. } => adjust_bps,
+                                Pricing::Fixed { .. } => 0,
+                            },
+                            answered_at: *at,
+                            last_selected,
+                        });
+                    }
+                    None => auction.excluded.push(Excluded {
+                        campaign: *campaign,
+                        reason: Exclusion::NoBid.into(),
+                    }),
+                }
+            }
+            Event::AuctionResolved {
+                at,
+                ping_id,
+                resolution,
+                excluded,
+            } => {
+                self.timers.remove(&(self.auctions.get(ping_id).map_or(0, |a| a.bid_deadline), *ping_id));
+                let Some(mut auction) = self.auctions.remove(ping_id) else {
+                    return;
+                };
+                auction.excluded.extend_from_slice(excluded);
+                auction.awaiting.clear();
+                match resolution {
+                    Resolution::Offer {
+                        sale_mode,
+                        winners,
+                        runners_up,
+                        payouts,
+                        expires_at,
+                    } => {
+                        let mut held = Vec::with_capacity(winners.len());
+                        for (award, payout) in winners.iter().zip(payouts) {
+                            held.push(self.reserve(&auction.book, *award, *payout, *at));
+                        }
+                        auction.runners_up = runners_up.iter().copied().collect();
+                        auction.phase = Phase::Offered {
+                            sale_mode: *sale_mode,
+                            held,
+                            expires_at: *expires_at,
+                        };
+                        self.timers.insert((*expires_at, *ping_id));
+                    }
+                    Resolution::NoSale { .. } => auction.phase = Phase::Closed,
+                }
+                self.auctions.insert(*ping_id, auction);
+            }
+            Event::PingExpired { ping_id, .. } => {
+                let Some(mut auction) = self.auctions.remove(ping_id) else {
+                    return;
+                };
+                if let Phase::Offered { held, .. } = std::mem::replace(&mut auction.phase, Phase::Closed) {
+                    for held in &held {
+                        self.release(held);
+                    }
+                }
+                self.auctions.insert(*ping_id, auction);
+            }
+            Event::Posted {
+                ping_id, lead_id, contact, consent, ..
+            } => {
+                self.next_lead_id = self.next_lead_id.max(*lead_id);
+                let Some(auction) = self.auctions.get_mut(ping_id) else {
+                    return;
+                };
+                if let Phase::Offered { expires_at, .. } = auction.phase {
+                    self.timers.remove(&(expires_at, *ping_id));
+                }
+                // The consumer is now known by its real contact data: duplicate checks and
+                // purchase records use these hashes too.
+                let (phone, email) = contact_hashes(contact);
+                for hash in [phone, email] {
+                    if !auction.hashes.contains(&hash) {
+                        auction.hashes.push(hash);
+                    }
+                }
+                auction.contact = Some((contact.clone(), consent.clone()));
+                if let Phase::Offered { sale_mode, held, .. } =
+                    std::mem::replace(&mut auction.phase, Phase::Closed)
+                {
+                    auction.phase = Phase::Posted {
+                        lead_id: *lead_id,
+                        sale_mode,
+                        slots: held
+                            .into_iter()
+                            .map(|held| Slot {
+                                held: Some(held),
+                                state: SlotState::Empty,
+                            })
+                            .collect(),
+                    };
+                }
+            }
+            Event::CascadeReserved {
+                at, ping_id, award, payout,
+            } => {
+                let Some(auction) = self.auctions.get_mut(ping_id) else {
+                    return;
+                };
+                let front = auction.runners_up.pop_front();
+                assert_eq!(front.map(|a| a.campaign), Some(award.campaign), "cascade out of order");
+                let book = Arc::clone(&auction.book);
+                let held = self.reserve(&book, *award, *payout, *at);
+                if let Some(Phase::Posted { slots, .. }) = self.auctions.get_mut(ping_id).map(|a| &mut a.phase) {
+                    if let Some(slot) = slots.iter_mut().find(|slot| slot.held.is_none()) {
+                        slot.held = Some(held);
+                        slot.state = SlotState::Empty;
+                    }
+                }
+            }
+            Event::CascadeSkipped {
+                ping_id, campaign, ..
+            } => {
+                if let Some(auction) = self.auctions.get_mut(ping_id) {
+                    let front = auction.runners_up.pop_front();
+                    assert_eq!(front.map(|a| a.campaign), Some(*campaign), "cascade out of order");
+                }
+            }
+            Event::Delivered {
+                ping_id,
+                campaign,
+                buyer,
+                delivery_seq,
+                ack_deadline,
+                ..
+            } => {
+                self.delivery_seq.insert(*buyer, *delivery_seq);
+                self.deliveries.insert((*buyer, *delivery_seq), *ping_id);
+                if let Some(Phase::Posted { slots, .. }) = self.auctions.get_mut(ping_id).map(|a| &mut a.phase) {
+                    if let Some(slot) = slots.iter_mut().find(|slot| {
+                        slot.held.as_ref().is_some_and(|h| h.award.campaign == *campaign)
+                            && slot.state == SlotState::Empty
+                    }) {
+                        slot.state = SlotState::Awaiting {
+                            delivery_seq: *delivery_seq,
+                            deadline: ack_deadline.unwrap_or(0),
+                        };
+                    }
+                }
+                if let Some(deadline) = ack_deadline {
+                    self.timers.insert((*deadline, *ping_id));
+                }
+            }
+            Event::SaleCommitted {
+                at,
+                ping_id,
+                campaign,
+                buyer,
+                receipt_id,
+                price,
+                payout,
+                ..
+            } => {
+                self.next_receipt_id = self.next_receipt_id.max(*receipt_id);
+                self.ledger.sales += 1;
+                self.ledger.charged += u128::from(*price);
+                self.ledger.paid_out += u128::from(*payout);
+                let mut hashes = Vec::new();
+                let mut committed = None;
+                if let Some(auction) = self.auctions.get_mut(ping_id) {
+                    hashes.clone_from(&auction.hashes);
+                    if let Phase::Posted { slots, .. } = &mut auction.phase {
+                        if let Some(slot) = slots.iter_mut().find(|slot| {
+                            slot.held.as_ref().is_some_and(|h| h.award.campaign == *campaign)
+                                && !matches!(slot.state, SlotState::Sold { .. })
+                        }) {
+                            slot.state = SlotState::Sold {
+                                receipt_id: *receipt_id,
+                            };
+                            committed = slot.held.clone();
+                        }
+                    }
+                }
+                if let Some(held) = committed {
+                    self.commit(&held);
+                }
+                self.contacts.record_purchase(*buyer, &hashes, *at);
+            }
+            Event::SaleFailed {
+                ping_id, campaign, ..
+            } => {
+                let mut released = None;
+                if let Some(Phase::Posted { slots, .. }) = self.auctions.get_mut(ping_id).map(|a| &mut a.phase) {
+                    if let Some(slot) = slots.iter_mut().find(|slot| {
+                        slot.held.as_ref().is_some_and(|h| h.award.campaign == *campaign)
+                            && !matches!(slot.state, SlotState::Sold { .. })
+                    }) {
+                        released = slot.held.take();
+                        slot.state = SlotState::Empty;
+                    }
+                }
+                if let Some(held) = released {
+                    self.release(&held);
+                }
+            }
+            Event::LeadSettled { ping_id, .. } => {
+                if let Some(auction) = self.auctions.get_mut(ping_id) {
+                    if let Phase::Posted { slots, .. } = &mut auction.phase {
+                        slots.retain(|slot| matches!(slot.state, SlotState::Sold { .. }));
+                    }
+                    auction.runners_up.clear();
+                }
+            }
+        }
+    }
+
+    /// Reserves a cap unit and the price on the campaign and the buyer's budget. Called only
+    /// by `apply`, for an award the deciding code checked against the same state.
+    fn reserve(&mut self, book: &Book, award: Award, payout: Money, at: TimeUs) -> Held {
+        let campaign = book
+            .campaign_by_id(award.campaign)
+            .unwrap_or_else(|| panic!("award for unknown campaign {}", award.campaign));
+        let zone = campaign.zone;
+        let caps_limits = campaign.caps;
+        let budget_limits = book.buyer(award.buyer).map(|b| b.budget).unwrap_or_default();
+        let local = self.local_time(zone, at);
+        let cap = self
+            .campaign_caps
+            .entry(award.campaign)
+            .or_default()
+            .reserve(&caps_limits, &local, award.price)
+            .unwrap_or_else(|error| panic!("reservation checked before the event must fit: {error:?}"));
+        let budget = self
+            .buyer_budgets
+            .entry(award.buyer)
+            .or_default()
+            .reserve(&budget_limits, &local, award.price)
+            .unwrap_or_else(|error| panic!("budget checked before the event must fit: {error:?}"));
+        self.selection_stamp += 1;
+        self.last_selected.insert(award.campaign, self.selection_stamp);
+        Held {
+            award,
+            payout,
+            cap,
+            budget,
+        }
+    }
+
+    fn commit(&mut self, held: &Held) {
+        if let Some(counters) = self.campaign_caps.get_mut(&held.award.campaign) {
+            counters.commit(&held.cap);
+        }
+        if let Some(counters) = self.buyer_budgets.get_mut(&held.award.buyer) {
+            counters.commit(&held.budget);
+        }
+    }
+
+    fn release(&mut self, held: &Held) {
+        if let Some(counters) = self.campaign_caps.get_mut(&held.award.campaign) {
+            counters.release(&held.cap);
+        }
+        if let Some(counters) = self.buyer_budgets.get_mut(&held.award.buyer) {
+            counters.release(&held.budget);
+        }
+    }
+}
+
+fn auction_seller(auctions: &FxHashMap<PingId, Auction>, ping_id: PingId) -> SellerId {
+    auctions.get(&ping_id).map_or(0, |auction| auction.seller)
+}
+
+/// The reason a no-sale answer gives: the most telling exclusion.
+fn no_sale_reason(excluded: &[Excluded], auction: Option<&Auction>) -> ErrorCode {
+    let all: Vec<u16> = auction
+        .map(|auction| auction.excluded.iter().map(|e| e.reason.0).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(excluded.iter().map(|e| e.reason.0))
+        .collect();
+    let any = |exclusion: Exclusion| all.contains(&exclusion.code().0);
+    let only = |exclusion: Exclusion| !all.is_empty() && all.iter().all(|&c| c == exclusion.code().0);
+    if all.is_empty() {
+        ErrorCode::NO_MATCHING_CAMPAIGN
+    } else if any(Exclusion::BelowFloor) {
+        ErrorCode::NO_BID_AT_FLOOR
+    } else if only(Exclusion::Timeout) {
+        ErrorCode::NO_ANSWER_IN_TIME
+    } else if any(Exclusion::Cap) {
+        ErrorCode::CAPS_REACHED
+    } else if any(Exclusion::Budget) {
+        ErrorCode::BUDGETS_EXHAUSTED
+    } else if only(Exclusion::Schedule) {
+        ErrorCode::OUTSIDE_SCHEDULE
+    } else {
+        ErrorCode::NO_MATCHING_CAMPAIGN
+    }
+}
+
+fn no_sale(ping_id: PingId, reason: ErrorCode) -> PingResult<'static> {
+    PingResult {
+        ping_id,
+        outcome: PingOutcome::NoSale { reason },
+    }
+}
+
+fn unsold(ping_id: PingId, lead_id: LeadId, reason: ErrorCode) -> PostResult<'static> {
+    PostResult {
+        ping_id,
+        lead_id,
+        outcome: PostOutcome::Unsold { reason },
+    }
+}

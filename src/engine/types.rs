@@ -1,0 +1,73 @@
+//! Ids, dense indexes and the reasons a campaign is left out of an auction.
+
+use crate::protocol::ErrorCode;
+
+/// Microseconds since the Unix epoch, UTC: the engine's only notion of time, always an input.
+pub type TimeUs = u64;
+
+/// A seller's id, as in the protocol's `seller_id`.
+pub type SellerId = u64;
+/// A buyer's id, as in the protocol's `buyer_id`.
+pub type BuyerId = u64;
+/// A campaign's id, as in the protocol's `campaign_id`.
+pub type CampaignId = u64;
+
+/// A campaign's position in one book snapshot's dense campaign table. Indexes are only
+/// meaningful within the snapshot that assigned them; state that outlives a snapshot is keyed
+/// by [`CampaignId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CampaignIx(pub u32);
+
+/// A vertical's position in one book snapshot's dense vertical table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VerticalIx(pub u16);
+
+/// Why a campaign that the territory index returned was left out of an auction. Each maps to
+/// a code of `protocol-spec/codes.md` (45x), which a lead's trace shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Exclusion {
+    /// An exclude rule of the campaign's territory matches the lead.
+    Territory,
+    /// An attribute filter does not hold.
+    Filter,
+    /// The campaign's schedule is closed at the buyer's local time.
+    Schedule,
+    /// A lead or spend cap of the campaign is reached (committed + reserved).
+    Cap,
+    /// The buyer's daily or monthly budget is reached (committed + reserved).
+    Budget,
+    /// The seller's allow or block list keeps the buyer out.
+    Blocked,
+    /// The campaign or its buyer is paused.
+    Paused,
+    /// No price of the campaign reaches the floor.
+    BelowFloor,
+    /// The buyer bought this consumer within the campaign's look-back window.
+    Duplicate,
+    /// The live buyer declined.
+    NoBid,
+    /// The live buyer did not answer before the deadline.
+    Timeout,
+    /// The campaign does not buy the sale mode the seller asked for.
+    SaleMode,
+}
+
+impl Exclusion {
+    /// The reason code a trace shows for this exclusion.
+    pub const fn code(self) -> ErrorCode {
+        ErrorCode(match self {
+            Self::Territory => 450,
+            Self::Filter => 451,
+            Self::Schedule => 452,
+            Self::Cap => 453,
+            Self::Budget => 454,
+            Self::Blocked => 455,
+            Self::Paused => 456,
+            Self::BelowFloor => 457,
+            Self::Duplicate => 458,
+            Self::NoBid => 459,
+            Self::Timeout => 460,
+            Self::SaleMode => 461,
+        })
+    }
+}
