@@ -154,3 +154,10 @@ pub const DEADLINE_MARGIN_MS: u32 = 5;
 /// The shortest ping deadline accepted: below it no live buyer could answer, and fixed-price
 /// books need no deadline at all.
 pub const PING_TIMEOUT_MIN_MS: u32 = 10;
+/// Milliseconds an ended auction stays in memory, for retried pings, late acknowledgements and
+/// traces. The journal keeps every auction forever; memory keeps only what live traffic needs:
+/// sellers retry within seconds, buyers acknowledge within their `accept_within_ms`.
+pub const AUCTION_RETENTION_MS: u32 = 60 * 1_000;
+/// Ended auctions held in memory at most, whatever their age: at 50,000 pings a second a minute
+/// of retention is three million auctions, so a count bound keeps memory flat under any load.
+pub const AUCTIONS_CLOSED_MAX: usize = 1_000_000;

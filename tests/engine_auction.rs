@@ -241,7 +241,11 @@ fn seed_auction(engine: &mut Engine) -> (u64, Vec<Output>) {
             _ => None,
         })
         .collect();
-    assert_eq!(offered.len(), 6, "six matching buyers are pinged: {offers:?}");
+    assert_eq!(
+        offered.len(),
+        6,
+        "six matching buyers are pinged: {offers:?}"
+    );
     let ping_id = offered[0].1;
     for (buyer, auction, campaign) in offered {
         let price = match buyer {
@@ -270,7 +274,9 @@ fn seed_example_the_45_dollar_bid_wins_and_gets_the_lead() {
     let answer = outputs
         .iter()
         .find_map(|output| match output {
-            Output::PingAnswer { request: 7, result, .. } => Some(result.clone()),
+            Output::PingAnswer {
+                request: 7, result, ..
+            } => Some(result.clone()),
             _ => None,
         })
         .expect("the seller gets its answer once every buyer has answered");
@@ -314,7 +320,11 @@ fn seed_example_the_45_dollar_bid_wins_and_gets_the_lead() {
             _ => None,
         })
         .collect();
-    assert_eq!(deliveries.len(), 1, "only the winner receives the contact record");
+    assert_eq!(
+        deliveries.len(),
+        1,
+        "only the winner receives the contact record"
+    );
     let (buyer, delivery) = &deliveries[0];
     assert_eq!(*buyer, 3);
     assert_eq!(delivery.price, 4_500);
@@ -332,7 +342,9 @@ fn seed_example_the_45_dollar_bid_wins_and_gets_the_lead() {
     let result = outputs
         .iter()
         .find_map(|output| match output {
-            Output::PostAnswer { request: 8, result, .. } => Some(result.clone()),
+            Output::PostAnswer {
+                request: 8, result, ..
+            } => Some(result.clone()),
             _ => None,
         })
         .expect("the seller hears the sale");
@@ -389,11 +401,16 @@ fn silent_buyers_time_out_and_the_deadline_resolves_the_auction() {
     engine.handle_ping(T0, 7, SELLER, &solar_ping(0));
     drain(&mut engine);
     let deadline = engine.poll_timeout().expect("a bid deadline");
-    assert!(deadline <= T0 + 150 * MS, "bids close before the seller's deadline");
+    assert!(
+        deadline <= T0 + 150 * MS,
+        "bids close before the seller's deadline"
+    );
     engine.handle_timeout(deadline);
     let outputs = drain(&mut engine);
     assert!(
-        outputs.iter().any(|o| matches!(o, Output::PingAnswer { result, .. }
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::PingAnswer { result, .. }
             if matches!(result.outcome, PingOutcome::Offer { .. }))),
         "the fallback still buys after the silence: {outputs:?}"
     );
@@ -481,8 +498,12 @@ fn a_daily_cap_counts_reservations_and_expiry_gives_the_unit_back() {
 
     engine.handle_ping(T0, 1, SELLER, &solar_ping(0));
     let first = drain(&mut engine);
-    assert!(first.iter().any(|o| matches!(o, Output::PingAnswer { result, .. }
-        if matches!(result.outcome, PingOutcome::Offer { .. }))));
+    assert!(
+        first
+            .iter()
+            .any(|o| matches!(o, Output::PingAnswer { result, .. }
+        if matches!(result.outcome, PingOutcome::Offer { .. })))
+    );
     // The unit is reserved, not yet sold: a second ping cannot take it.
     engine.handle_ping(T0 + MS, 2, SELLER, &solar_ping(0));
     let second = drain(&mut engine);
@@ -496,8 +517,13 @@ fn a_daily_cap_counts_reservations_and_expiry_gives_the_unit_back() {
     engine.handle_timeout(expiry);
     engine.handle_ping(expiry + MS, 3, SELLER, &solar_ping(0));
     let third = drain(&mut engine);
-    assert!(third.iter().any(|o| matches!(o, Output::PingAnswer { result, .. }
-        if matches!(result.outcome, PingOutcome::Offer { .. }))), "{third:?}");
+    assert!(
+        third
+            .iter()
+            .any(|o| matches!(o, Output::PingAnswer { result, .. }
+        if matches!(result.outcome, PingOutcome::Offer { .. }))),
+        "{third:?}"
+    );
 }
 
 #[test]
@@ -546,9 +572,11 @@ fn pre_ping_rejects_before_any_buyer_is_asked() {
     ping.lead.postal_code = PostalCode::new("80331").expect("postal code");
     engine.handle_ping(T0, 2, SELLER, &ping);
     let outputs = drain(&mut engine);
-    assert!(matches!(&outputs[0], Output::PingAnswer { result, .. }
+    assert!(
+        matches!(&outputs[0], Output::PingAnswer { result, .. }
         if matches!(result.outcome, PingOutcome::NoSale { reason } if reason == ErrorCode::UNKNOWN_POSTAL_CODE)),
-        "80331 is not a US ZIP: {outputs:?}");
+        "80331 is not a US ZIP: {outputs:?}"
+    );
 }
 
 /// Runs the whole seed story (ping, bids, post, a rejection, a timeout, a sale) and returns
@@ -560,7 +588,13 @@ fn seed_story() -> (Engine, Vec<Output>, Vec<Event>) {
     outputs.extend(auction_outputs);
     engine.handle_post(T0 + 200 * MS, 8, SELLER, ping_id, &contact(), &consent());
     outputs.extend(drain(&mut engine));
-    engine.handle_delivery_ack(T0 + 250 * MS, 3, 1, DeliveryOutcome::Reject, ErrorCode::REJECT_OTHER);
+    engine.handle_delivery_ack(
+        T0 + 250 * MS,
+        3,
+        1,
+        DeliveryOutcome::Reject,
+        ErrorCode::REJECT_OTHER,
+    );
     outputs.extend(drain(&mut engine));
     let deadline = engine.poll_timeout().expect("deadline");
     engine.handle_timeout(deadline);
@@ -592,4 +626,333 @@ fn replaying_the_events_rebuilds_the_same_state() {
     assert_eq!(replayed.state_digest(), engine.state_digest());
     assert_eq!(replayed.ledger(), engine.ledger());
     assert_eq!(replayed.book().version, engine.book().version);
+}
+
+#[test]
+fn when_every_buyer_in_line_rejects_the_lead_is_held_back_unsold() {
+    let mut engine = Engine::new(EngineConfig::default());
+    vertical(&mut engine);
+    for buyer_id in 1..=3 {
+        buyer(&mut engine, buyer_id, DeliveryMode::Live);
+        campaign(
+            &mut engine,
+            100 + buyer_id,
+            buyer_id,
+            CampaignRole::Primary,
+            live_bid(),
+            no_caps(),
+        );
+    }
+    drain(&mut engine);
+    engine.handle_ping(T0, 7, SELLER, &solar_ping(0));
+    for output in drain(&mut engine) {
+        if let Output::Offer { buyer, offer } = output {
+            let price = 3_000 + buyer * 100;
+            engine.handle_bid(
+                T0 + MS,
+                buyer,
+                offer.auction_id,
+                offer.campaign_id,
+                Some(price),
+                ErrorCode::NONE,
+            );
+        }
+    }
+    let ping_id = drain(&mut engine)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::PingAnswer { result, .. } => Some(result.ping_id),
+            _ => None,
+        })
+        .expect("offer");
+    engine.handle_post(T0 + 10 * MS, 8, SELLER, ping_id, &contact(), &consent());
+    let mut answer = None;
+    let mut delivered = Vec::new();
+    let mut outputs = drain(&mut engine);
+    while answer.is_none() {
+        let mut next = None;
+        for output in outputs {
+            match output {
+                Output::Deliver { buyer, delivery } => {
+                    delivered.push(buyer);
+                    next = Some((buyer, delivery.delivery_seq));
+                }
+                Output::PostAnswer { result, .. } => answer = Some(result),
+                _ => {}
+            }
+        }
+        let Some((buyer, seq)) = next else { break };
+        engine.handle_delivery_ack(
+            T0 + 20 * MS,
+            buyer,
+            seq,
+            DeliveryOutcome::Reject,
+            ErrorCode::REJECT_OTHER,
+        );
+        outputs = drain(&mut engine);
+    }
+    assert_eq!(
+        delivered,
+        vec![3, 2, 1],
+        "highest bid first, then the runners-up in order"
+    );
+    let answer = answer.expect("the seller hears the outcome");
+    assert!(
+        matches!(answer.outcome, PostOutcome::Unsold { reason } if reason == ErrorCode::CASCADE_EXHAUSTED)
+    );
+    // Nothing stays reserved for a lead nobody took.
+    for campaign_id in 101..=103 {
+        let usage = engine
+            .campaign_usage(campaign_id, T0 + 30 * MS)
+            .expect("campaign");
+        assert_eq!(usage.total.leads_used(), 0, "campaign {campaign_id}");
+    }
+    assert_eq!(engine.ledger().sales, 0);
+}
+
+#[test]
+fn a_shared_sale_goes_to_several_buyers_each_paying_its_own_price() {
+    let mut engine = Engine::new(EngineConfig::default());
+    vertical(&mut engine);
+    for (buyer_id, shared_price) in [(1u64, 1_500u64), (2, 1_200), (3, 1_000)] {
+        buyer(&mut engine, buyer_id, DeliveryMode::Stored);
+        admin(
+            &mut engine,
+            AdminChange::CampaignPut(CampaignPut {
+                mode: PutMode::Create,
+                campaign: Campaign {
+                    campaign_id: 100 + buyer_id,
+                    buyer_id,
+                    name: Cow::Borrowed("shared"),
+                    status: Status::Active,
+                    vertical: Symbol::new("solar").expect("symbol"),
+                    role: CampaignRole::Primary,
+                    territory: munich(),
+                    filters: Vec::new(),
+                    schedule: Vec::new(),
+                    caps: no_caps(),
+                    sale_modes: SaleModes::BOTH,
+                    pricing: Pricing::Fixed {
+                        exclusive_price: 3_000,
+                        shared_price,
+                    },
+                    tier: 0,
+                    weight: 1,
+                    duplicate_lookback_s: 0,
+                },
+            }),
+        );
+    }
+    drain(&mut engine);
+    let mut ping = solar_ping(0);
+    ping.sale_mode = PingSaleMode::Either;
+    ping.shared_buyers_max = 3;
+    engine.handle_ping(T0, 7, SELLER, &ping);
+    let answer = drain(&mut engine)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::PingAnswer { result, .. } => Some(result),
+            _ => None,
+        })
+        .expect("answer");
+    // Exclusive would bring 3,000; three shared sales bring 3,700: shared wins.
+    let PingOutcome::Offer {
+        sale_mode, payouts, ..
+    } = answer.outcome
+    else {
+        panic!("no sale");
+    };
+    assert_eq!(sale_mode, SaleMode::Shared);
+    assert_eq!(payouts.as_ref(), &[1_350, 1_080, 900]);
+    engine.handle_post(T0 + MS, 8, SELLER, answer.ping_id, &contact(), &consent());
+    let outputs = drain(&mut engine);
+    let mut buyers: Vec<u64> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Deliver { buyer, .. } => Some(*buyer),
+            _ => None,
+        })
+        .collect();
+    buyers.sort_unstable();
+    assert_eq!(buyers, vec![1, 2, 3]);
+    let sold = outputs.iter().find_map(|o| match o {
+        Output::PostAnswer { result, .. } => Some(result.clone()),
+        _ => None,
+    });
+    assert!(
+        matches!(sold.map(|r| r.outcome), Some(PostOutcome::Sold { payout_total: 3_330, ref receipts, .. }) if receipts.len() == 3)
+    );
+}
+
+#[test]
+fn ended_auctions_are_forgotten_after_the_retention_time() {
+    let mut engine = seed_engine();
+    engine.handle_ping(T0, 1, SELLER, &solar_ping(0));
+    drain(&mut engine);
+    let deadline = engine.poll_timeout().expect("deadline");
+    engine.handle_timeout(deadline);
+    let expiry = engine.poll_timeout().expect("expiry");
+    engine.handle_timeout(expiry);
+    drain(&mut engine);
+    assert_eq!(engine.auctions_in_memory(), 1);
+    let later = expiry + u64::from(pingpost::limits::AUCTION_RETENTION_MS) * MS + 1;
+    engine.handle_ping(later, 2, SELLER, &solar_ping(0));
+    assert_eq!(
+        engine.auctions_in_memory(),
+        1,
+        "the old auction is gone, the new one is there"
+    );
+}
+
+mod caps_never_overrun {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Ping,
+        Post(usize),
+        Accept(usize),
+        Reject(usize),
+        Advance(u64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => Just(Step::Ping),
+            2 => (0usize..8).prop_map(Step::Post),
+            2 => (0usize..8).prop_map(Step::Accept),
+            1 => (0usize..8).prop_map(Step::Reject),
+            // Up to 7 hours: crosses hours and, with several steps, local days.
+            1 => (1u64..25_200_000_000).prop_map(Step::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        /// Random interleavings of pings, posts, acceptances, rejections and the passage of
+        /// time (offers expiring, deliveries timing out, periods rolling over) never put a
+        /// campaign's committed + reserved leads or a buyer's spend above its limits.
+        #[test]
+        fn under_random_interleavings(steps in proptest::collection::vec(step(), 1..80)) {
+            let mut engine = Engine::new(EngineConfig::default());
+            vertical(&mut engine);
+            for buyer_id in 1..=3u64 {
+                admin(&mut engine, AdminChange::BuyerPut(BuyerPut {
+                    mode: PutMode::Create,
+                    buyer: Buyer {
+                        buyer_id,
+                        name: Cow::Borrowed("capped"),
+                        status: Status::Active,
+                        secret: None,
+                        time_zone: Cow::Borrowed("America/Denver"),
+                        budget_day: 9_000,
+                        budget_month: 0,
+                        delivery: DeliveryMode::Live,
+                        accept_within_ms: 2_000,
+                    },
+                }));
+                campaign(&mut engine, 100 + buyer_id, buyer_id, CampaignRole::Primary,
+                    Pricing::Fixed { exclusive_price: 2_000 + buyer_id * 500, shared_price: 0 },
+                    Caps { leads_hour: 2, leads_day: 3, ..no_caps() });
+            }
+            drain(&mut engine);
+            let mut now = T0;
+            let mut offers: Vec<u64> = Vec::new();
+            let mut deliveries: Vec<(u64, u64)> = Vec::new();
+            let mut token = 0;
+            for step in steps {
+                match step {
+                    Step::Ping => {
+                        token += 1;
+                        engine.handle_ping(now, token, SELLER, &solar_ping(token));
+                    }
+                    Step::Post(i) if !offers.is_empty() => {
+                        let ping_id = offers.remove(i % offers.len());
+                        engine.handle_post(now, 0, SELLER, ping_id, &contact(), &consent());
+                    }
+                    Step::Accept(i) | Step::Reject(i) if !deliveries.is_empty() => {
+                        let (buyer, seq) = deliveries.remove(i % deliveries.len());
+                        let outcome = if matches!(step, Step::Accept(_)) {
+                            DeliveryOutcome::Accept
+                        } else {
+                            DeliveryOutcome::Reject
+                        };
+                        engine.handle_delivery_ack(now, buyer, seq, outcome, ErrorCode::REJECT_OTHER);
+                    }
+                    Step::Advance(us) => {
+                        now += us;
+                        engine.handle_timeout(now);
+                    }
+                    _ => {}
+                }
+                for output in drain(&mut engine) {
+                    match output {
+                        Output::PingAnswer { result, .. } => {
+                            if matches!(result.outcome, PingOutcome::Offer { .. }) {
+                                offers.push(result.ping_id);
+                            }
+                        }
+                        Output::Deliver { buyer, delivery } => deliveries.push((buyer, delivery.delivery_seq)),
+                        _ => {}
+                    }
+                }
+                for buyer_id in 1..=3u64 {
+                    let usage = engine.campaign_usage(100 + buyer_id, now).expect("campaign");
+                    prop_assert!(usage.hour.leads_used() <= 2, "hour cap: {usage:?}");
+                    prop_assert!(usage.day.leads_used() <= 3, "day cap: {usage:?}");
+                    let budget = engine.budget_usage(buyer_id, now).expect("buyer");
+                    prop_assert!(budget.day.spend_used() <= 9_000, "budget: {budget:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_leads_trace_tells_its_life_with_every_left_out_campaign_and_why() {
+    use pingpost::protocol::{TraceEventKind as Kind, TraceKey};
+
+    let mut engine = seed_engine();
+    let (ping_id, _) = seed_auction(&mut engine);
+    engine.handle_post(T0 + 200 * MS, 8, SELLER, ping_id, &contact(), &consent());
+    drain(&mut engine);
+    engine.handle_delivery_ack(T0 + 300 * MS, 3, 1, DeliveryOutcome::Accept, ErrorCode::NONE);
+    drain(&mut engine);
+
+    let by_ping = engine.trace(TraceKey::Ping, ping_id).expect("trace by ping");
+    let by_lead = engine
+        .trace(TraceKey::Lead, by_ping.lead_id)
+        .expect("trace by lead");
+    assert_eq!(by_ping, by_lead);
+    let kinds: Vec<Kind> = by_ping.events.iter().map(|e| e.kind).collect();
+    let count = |kind: Kind| kinds.iter().filter(|&&k| k == kind).count();
+    assert_eq!(kinds.first(), Some(&Kind::PINGED));
+    assert_eq!(count(Kind::OFFERED), 6);
+    assert_eq!(count(Kind::BID), 3);
+    assert_eq!(count(Kind::NO_BID), 3);
+    let winner = by_ping
+        .events
+        .iter()
+        .find(|e| e.kind == Kind::WINNER_CHOSEN)
+        .expect("winner");
+    assert_eq!((winner.party_id, winner.amount), (103, 4_500));
+    for kind in [Kind::RESERVED, Kind::POSTED, Kind::DELIVERED, Kind::COMMITTED, Kind::SOLD] {
+        assert_eq!(count(kind), 1, "{kind:?} in {kinds:?}");
+    }
+    // Buyers 4-6 passed: each shows up as left out with the no-bid code.
+    let no_bid = by_ping
+        .events
+        .iter()
+        .filter(|e| e.kind == Kind::EXCLUDED && e.code == ErrorCode::EXCLUDED_NO_BID)
+        .count();
+    assert_eq!(no_bid, 3);
+    let mut times: Vec<u64> = by_ping.events.iter().map(|e| e.at).collect();
+    let sorted = {
+        times.sort_unstable();
+        times.clone()
+    };
+    assert_eq!(times, sorted, "oldest first");
 }

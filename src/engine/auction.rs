@@ -68,8 +68,9 @@
 //! # Cost
 //!
 //! [`Selector`] keeps its buffers between calls, so a warm selector does not allocate. The work
-//! is one sort by (tier, campaign id) and one sort per tier that takes part, plus O(n log n)
-//! for weighted tiers (a Fenwick tree).
+//! is one pass over the candidates, a sort of the sold mode's eligible candidates by (tier,
+//! strategy order) (for the other mode, with `either`, only its deciding tier), and for weighted
+//! tiers a draw of O(log n) per candidate from a Fenwick tree of the remaining weights.
 
 use std::cmp::Ordering;
 
@@ -731,6 +732,7 @@ fn mix64(mut z: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use proptest::prelude::*;
     use proptest::strategy::Strategy as _;
@@ -1190,7 +1192,7 @@ mod tests {
             let winner = selector
                 .select(&candidates, every_tier(Strategy::Weighted), &request)
                 .winners[0];
-            wins[(winner.campaign - 1) as usize] += 1;
+            wins[usize::try_from(winner.campaign - 1).unwrap()] += 1;
         }
         // Expected 1,000 / 2,000 / 7,000; the standard deviation is under 50.
         for (wins, expected) in wins.iter().zip([1_000, 2_000, 7_000]) {
@@ -1207,7 +1209,7 @@ mod tests {
         // replayable behaviour, so they must not move by accident.
         let candidates: Vec<Candidate> = (1..=6)
             .map(|c| Candidate {
-                weight: c as u16,
+                weight: u16::try_from(c).unwrap(),
                 ..exclusive(c, 2_000)
             })
             .collect();
@@ -1433,6 +1435,74 @@ mod tests {
                 select(candidates, every_tier(Strategy::SecondPrice), &either)
             );
         }
+    }
+
+    #[test]
+    fn a_warm_selector_does_not_allocate() {
+        // Buffers only ever grow by pushing past their capacity, so a second call that moves
+        // no buffer and grows no capacity allocated nothing.
+        let candidates: Vec<Candidate> = (1..=60)
+            .map(|c| {
+                in_tier(
+                    (c % 3) as u8,
+                    both(c, 1_000 + 37 * c % 900, 1_000 + 53 * c % 700),
+                )
+            })
+            .collect();
+        let tree = |tier: u8| {
+            [
+                Strategy::Weighted,
+                Strategy::SecondPrice,
+                Strategy::RoundRobin,
+            ][usize::from(tier)]
+        };
+        let mut selector = Selector::new();
+        let either = request(PingSaleMode::Either, 3);
+        selector.select(&candidates, tree, &either);
+        let buffers = |s: &Selector| {
+            [
+                (
+                    s.selection.winners.as_ptr() as usize,
+                    s.selection.winners.capacity(),
+                ),
+                (
+                    s.selection.runners_up.as_ptr() as usize,
+                    s.selection.runners_up.capacity(),
+                ),
+                (
+                    s.selection.considered.as_ptr() as usize,
+                    s.selection.considered.capacity(),
+                ),
+                (s.exclusive.as_ptr() as usize, s.exclusive.capacity()),
+                (s.shared.as_ptr() as usize, s.shared.capacity()),
+                (s.winners.as_ptr() as usize, s.winners.capacity()),
+                (s.runners_up.as_ptr() as usize, s.runners_up.capacity()),
+                (s.fenwick.as_ptr() as usize, s.fenwick.capacity()),
+                (s.drawn.as_ptr() as usize, s.drawn.capacity()),
+            ]
+        };
+        let warm = buffers(&selector);
+        for seed in 0..50 {
+            for sale_mode in [
+                PingSaleMode::Exclusive,
+                PingSaleMode::Shared,
+                PingSaleMode::Either,
+            ] {
+                let request = SelectionRequest {
+                    seed,
+                    sale_mode,
+                    shared_buyers_max: if sale_mode == PingSaleMode::Exclusive {
+                        0
+                    } else {
+                        3
+                    },
+                    ..either
+                };
+                selector.select(&candidates, tree, &request);
+                selector.select(&candidates[..seed as usize], tree, &request);
+            }
+        }
+        assert_eq!(buffers(&selector), warm);
     }
 
     #[test]
@@ -1691,7 +1761,8 @@ mod tests {
                     }
                 })
                 .collect();
-            let trees: [(&str, fn(u8) -> Strategy); 3] = [
+            type Tree = fn(u8) -> Strategy;
+            let trees: [(&str, Tree); 3] = [
                 ("highest_bid", |_| Strategy::HighestBid),
                 ("weighted", |_| Strategy::Weighted),
                 ("mixed tiers", |tier| match tier {

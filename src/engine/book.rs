@@ -353,10 +353,7 @@ impl Book {
         let mut vertical_by_name = FxHashMap::default();
         for (name, definition) in &defs.verticals {
             let ix = VerticalIx(u16::try_from(verticals.len()).map_err(|_| {
-                AdminError::new(
-                    ErrorCode::INVALID_DEFINITION,
-                    "more than 65,535 verticals",
-                )
+                AdminError::new(ErrorCode::INVALID_DEFINITION, "more than 65,535 verticals")
             })?);
             let rules = VerticalRules::compile(&definition.required).map_err(|error| {
                 AdminError::new(error.code, format!("vertical {name}: {}", error.message))

@@ -450,9 +450,9 @@ impl TryFrom<PingTokensSnapshot> for PingTokens {
 /// A buyer's latest purchase of a consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Purchase {
-    pub buyer: BuyerId,
-    pub at: TimeUs,
+struct Purchase {
+    buyer: BuyerId,
+    at: TimeUs,
 }
 
 /// The purchases of one contact hash.

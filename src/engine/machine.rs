@@ -15,20 +15,20 @@ use rustc_hash::FxHashMap;
 
 use super::auction::{Award, Candidate, Outcome, Selection, SelectionRequest, Selector};
 use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign};
-use super::caps::{CapCounters, CapReservation};
+use super::caps::{CapCounters, CapReservation, CapUsage};
 use super::clock::{LocalTime, ZoneClock};
 use super::dedupe::{ContactHistory, PingTokens};
-use super::events::{
-    Event, Excluded, LeadId, OfferRecord, PingId, Resolution, code,
-};
+use super::events::{Event, Excluded, LeadId, OfferRecord, PingId, Resolution, code};
 use super::geo::ZipTable;
 use super::preping::{check_consent, check_contact, check_view, contact_hashes};
 use super::territory::TerritoryMatches;
 use super::types::{BuyerId, CampaignId, Exclusion, SellerId, TimeUs};
+use crate::limits::TRACE_EVENTS_MAX;
 use crate::protocol::{
     AuctionLost, AuctionWon, CampaignRole, Consent, Contact, DeliveryOutcome, ErrorCode, Hash32,
     LeadDelivery, LeadView, Money, Ping, PingOffer, PingOutcome, PingResult, PingSaleMode,
-    PostOutcome, PostResult, Pricing, Receipt, SaleMode,
+    PostOutcome, PostResult, Pricing, Receipt, SaleMode, Trace, TraceEvent, TraceEventKind,
+    TraceKey,
 };
 
 /// Microseconds in a millisecond.
@@ -157,11 +157,38 @@ struct Auction {
     awaiting: Vec<OfferRecord>,
     /// Every live campaign that bid, for win and loss notices.
     bidders: Vec<(CampaignId, BuyerId)>,
+    /// Every (buyer, delivery sequence) this lead was delivered under.
+    delivered: Vec<(BuyerId, u64)>,
+    /// What happened to the lead, oldest first, for its trace.
+    history: Vec<Step>,
+    lead_id: LeadId,
     runners_up: VecDeque<Award>,
     excluded: Vec<Excluded>,
     contact: Option<(Contact<'static>, Consent<'static>)>,
     direct: bool,
     phase: Phase,
+}
+
+/// One entry of a lead's history: what its trace shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Step {
+    at: TimeUs,
+    kind: TraceEventKind,
+    party: u64,
+    amount: Money,
+    code: u16,
+}
+
+impl Step {
+    fn new(at: TimeUs, kind: TraceEventKind, party: u64, amount: Money, code: u16) -> Self {
+        Self {
+            at,
+            kind,
+            party,
+            amount,
+            code,
+        }
+    }
 }
 
 /// Requests the caller is waiting on, by ping: not state (they die with their connections),
@@ -207,6 +234,10 @@ pub struct Engine {
     timers: BTreeSet<(TimeUs, PingId)>,
     /// A delivery's (buyer, sequence) → its ping, to route `DELIVERY_ACK`.
     deliveries: FxHashMap<(BuyerId, u64), PingId>,
+    /// A posted lead's id → its ping.
+    lead_to_ping: FxHashMap<LeadId, PingId>,
+    /// Auctions that ended, oldest first, with when: forgotten `AUCTION_RETENTION_MS` later.
+    closed: VecDeque<(TimeUs, PingId)>,
     tokens: PingTokens,
     contacts: ContactHistory,
     ledger: LedgerTotals,
@@ -271,6 +302,8 @@ impl Engine {
             auctions: FxHashMap::default(),
             timers: BTreeSet::new(),
             deliveries: FxHashMap::default(),
+            closed: VecDeque::new(),
+            lead_to_ping: FxHashMap::default(),
             tokens: PingTokens::default(),
             contacts: ContactHistory::default(),
             ledger: LedgerTotals::default(),
@@ -294,6 +327,36 @@ impl Engine {
 
     pub fn ledger(&self) -> &LedgerTotals {
         &self.ledger
+    }
+
+    /// A campaign's cap counters as of `now` in its buyer's time zone (committed and reserved
+    /// per period), for stats, traces and tests. `None` for an unknown campaign.
+    pub fn campaign_usage(&mut self, campaign: CampaignId, now: TimeUs) -> Option<CapUsage> {
+        let zone = self.book.campaign_by_id(campaign)?.zone;
+        let local = self.local_time(zone, now);
+        Some(
+            self.campaign_caps
+                .get(&campaign)
+                .map(|counters| counters.usage(&local))
+                .unwrap_or_default(),
+        )
+    }
+
+    /// A buyer's budget counters as of `now` in its time zone. `None` for an unknown buyer.
+    pub fn budget_usage(&mut self, buyer: BuyerId, now: TimeUs) -> Option<CapUsage> {
+        let zone = self.book.buyer(buyer)?.zone;
+        let local = self.local_time(zone, now);
+        Some(
+            self.buyer_budgets
+                .get(&buyer)
+                .map(|counters| counters.usage(&local))
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Auctions held in memory (in flight, or ended within `AUCTION_RETENTION_MS`).
+    pub fn auctions_in_memory(&self) -> usize {
+        self.auctions.len()
     }
 
     /// The next output to send, if any.
@@ -343,7 +406,12 @@ impl Engine {
         text(&sorted(&self.campaign_caps)).hash(&mut hasher);
         text(&sorted(&self.buyer_budgets)).hash(&mut hasher);
         sorted(&self.last_selected).hash(&mut hasher);
-        (self.selection_stamp, self.next_ping_id, self.next_lead_id, self.next_receipt_id)
+        (
+            self.selection_stamp,
+            self.next_ping_id,
+            self.next_lead_id,
+            self.next_receipt_id,
+        )
             .hash(&mut hasher);
         sorted(&self.delivery_seq).hash(&mut hasher);
         for (ping_id, auction) in sorted(&self.auctions) {
@@ -363,6 +431,9 @@ impl Engine {
                 &auction.candidates,
                 &auction.awaiting,
                 &auction.bidders,
+                &auction.delivered,
+                &auction.history,
+                auction.lead_id,
                 &auction.runners_up,
                 &auction.excluded,
                 &auction.contact,
@@ -374,6 +445,8 @@ impl Engine {
         // `timers` is left out: it is an index over the auctions' deadlines, which are hashed
         // above; `handle_timeout` prunes entries that no longer match a phase.
         sorted(&self.deliveries).hash(&mut hasher);
+        sorted(&self.lead_to_ping).hash(&mut hasher);
+        self.closed.hash(&mut hasher);
         self.tokens.digest_into(&mut hasher);
         self.contacts.digest_into(&mut hasher);
         text(&self.ledger).hash(&mut hasher);
@@ -405,7 +478,13 @@ impl Engine {
 
     /// A seller's `PING`. The answer comes as [`Output::PingAnswer`] with `request`, at once
     /// when no live buyer must be asked, else when the bids are in or the deadline passes.
-    pub fn handle_ping(&mut self, now: TimeUs, request: RequestTag, seller: SellerId, ping: &Ping<'_>) {
+    pub fn handle_ping(
+        &mut self,
+        now: TimeUs,
+        request: RequestTag,
+        seller: SellerId,
+        ping: &Ping<'_>,
+    ) {
         self.open(now, request, seller, ping, None);
     }
 
@@ -491,30 +570,79 @@ impl Engine {
 
         // Pre-ping: the seller, the vertical, the lead's format, duplicates.
         let Some(seller) = book.seller(seller_id) else {
-            return self.reject_ping(now, request, seller_id, ping, ErrorCode::UNKNOWN_PING, is_direct);
+            return self.reject_ping(
+                now,
+                request,
+                seller_id,
+                ping,
+                ErrorCode::UNKNOWN_PING,
+                is_direct,
+            );
         };
         if !seller.active {
-            return self.reject_ping(now, request, seller_id, ping, ErrorCode::SELLER_PAUSED, is_direct);
+            return self.reject_ping(
+                now,
+                request,
+                seller_id,
+                ping,
+                ErrorCode::SELLER_PAUSED,
+                is_direct,
+            );
         }
         let Some(vertical) = book.vertical_ix(ping.lead.vertical.as_str()) else {
-            return self.reject_ping(now, request, seller_id, ping, ErrorCode::UNKNOWN_VERTICAL, is_direct);
+            return self.reject_ping(
+                now,
+                request,
+                seller_id,
+                ping,
+                ErrorCode::UNKNOWN_VERTICAL,
+                is_direct,
+            );
         };
         if !seller.sells(vertical) {
-            return self.reject_ping(now, request, seller_id, ping, ErrorCode::VERTICAL_NOT_ALLOWED, is_direct);
+            return self.reject_ping(
+                now,
+                request,
+                seller_id,
+                ping,
+                ErrorCode::VERTICAL_NOT_ALLOWED,
+                is_direct,
+            );
         }
         if ping.timeout_ms < self.config.ping_timeout_min_ms {
-            return self.reject_ping(now, request, seller_id, ping, ErrorCode::DEADLINE_TOO_SHORT, is_direct);
+            return self.reject_ping(
+                now,
+                request,
+                seller_id,
+                ping,
+                ErrorCode::DEADLINE_TOO_SHORT,
+                is_direct,
+            );
         }
         let zips = ZipTable::us();
         let postal = match check_view(&book.vertical(vertical).rules, &ping.lead, |zip| {
             zips.get(zip).is_some()
         }) {
             Ok(postal) => postal,
-            Err(reason) => return self.reject_ping(now, request, seller_id, ping, reason, is_direct),
+            Err(reason) => {
+                return self.reject_ping(now, request, seller_id, ping, reason, is_direct);
+            }
         };
-        let hashes: Vec<Hash32> = ping.phone_hash.iter().chain(&ping.email_hash).copied().collect();
+        let hashes: Vec<Hash32> = ping
+            .phone_hash
+            .iter()
+            .chain(&ping.email_hash)
+            .copied()
+            .collect();
         if self.contacts.seen_within_window(&hashes, now) {
-            return self.reject_ping(now, request, seller_id, ping, ErrorCode::DUPLICATE_LEAD, is_direct);
+            return self.reject_ping(
+                now,
+                request,
+                seller_id,
+                ping,
+                ErrorCode::DUPLICATE_LEAD,
+                is_direct,
+            );
         }
 
         // The campaigns whose territory matches: never a scan of the book.
@@ -531,7 +659,10 @@ impl Engine {
             .collect();
         let floor = seller.floor(vertical);
         let bid_deadline = now
-            + u64::from(ping.timeout_ms.saturating_sub(self.config.deadline_margin_ms)) * US_PER_MS;
+            + u64::from(
+                ping.timeout_ms
+                    .saturating_sub(self.config.deadline_margin_ms),
+            ) * US_PER_MS;
         let mut candidates = Vec::new();
         let mut offers = Vec::new();
         for &ix in &matches.included {
@@ -649,8 +780,10 @@ impl Engine {
         if !seller.admits(campaign.buyer) {
             return Err(Exclusion::Blocked);
         }
-        let sells_mode = (allows(ping.sale_mode, SaleMode::Exclusive) && campaign.sale_modes.contains(SaleMode::Exclusive))
-            || (allows(ping.sale_mode, SaleMode::Shared) && campaign.sale_modes.contains(SaleMode::Shared));
+        let sells_mode = (allows(ping.sale_mode, SaleMode::Exclusive)
+            && campaign.sale_modes.contains(SaleMode::Exclusive))
+            || (allows(ping.sale_mode, SaleMode::Shared)
+                && campaign.sale_modes.contains(SaleMode::Shared));
         if !sells_mode {
             return Err(Exclusion::SaleMode);
         }
@@ -801,7 +934,12 @@ impl Engine {
     ) {
         let asked = self.auctions.get(&ping_id).and_then(|auction| {
             (auction.phase == Phase::Bidding && now <= auction.bid_deadline)
-                .then(|| auction.awaiting.iter().find(|offer| offer.campaign == campaign && offer.buyer == buyer))
+                .then(|| {
+                    auction
+                        .awaiting
+                        .iter()
+                        .find(|offer| offer.campaign == campaign && offer.buyer == buyer)
+                })
                 .flatten()
                 .copied()
         });
@@ -820,10 +958,15 @@ impl Engine {
         };
         let price = price.filter(|&price| {
             let in_range = self.auctions.get(&ping_id).is_some_and(|auction| {
-                auction.book.campaign_by_id(campaign).is_some_and(|c| match c.pricing {
-                    Pricing::LiveBid { bid_min, bid_max, .. } => (bid_min..=bid_max).contains(&price),
-                    Pricing::Fixed { .. } => false,
-                })
+                auction
+                    .book
+                    .campaign_by_id(campaign)
+                    .is_some_and(|c| match c.pricing {
+                        Pricing::LiveBid {
+                            bid_min, bid_max, ..
+                        } => (bid_min..=bid_max).contains(&price),
+                        Pricing::Fixed { .. } => false,
+                    })
             });
             in_range && price >= offer.price_floor
         });
@@ -907,8 +1050,14 @@ impl Engine {
                 book.vertical(ix).strategy_of(tier)
             })
         };
-        let selection: Selection = self.selector.select(&primaries, &strategy, &request).clone();
-        let fallback: Selection = self.selector.select(&fallbacks, &strategy, &request).clone();
+        let selection: Selection = self
+            .selector
+            .select(&primaries, &strategy, &request)
+            .clone();
+        let fallback: Selection = self
+            .selector
+            .select(&fallbacks, &strategy, &request)
+            .clone();
         for (campaign, exclusion) in selection.considered.iter().chain(&fallback.considered) {
             excluded.push(Excluded {
                 campaign: *campaign,
@@ -1015,7 +1164,11 @@ impl Engine {
                 ping_id,
                 outcome: PingOutcome::Offer {
                     sale_mode: *sale_mode,
-                    payouts: held.iter().map(|held| held.payout).collect::<Vec<_>>().into(),
+                    payouts: held
+                        .iter()
+                        .map(|held| held.payout)
+                        .collect::<Vec<_>>()
+                        .into(),
                     post_within_ms: ms_until(now, *expires_at),
                 },
             },
@@ -1025,7 +1178,12 @@ impl Engine {
 
     fn answer_ping(&mut self, ping_id: PingId, result: PingResult<'static>) {
         let seller = auction_seller(&self.auctions, ping_id);
-        for request in self.pending.ping_answers.remove(&ping_id).unwrap_or_default() {
+        for request in self
+            .pending
+            .ping_answers
+            .remove(&ping_id)
+            .unwrap_or_default()
+        {
             self.outputs.push_back(Output::PingAnswer {
                 request,
                 seller,
@@ -1146,7 +1304,12 @@ impl Engine {
             let buyer = auction.book.buyer(held.award.buyer);
             let live = buyer.is_some_and(|b| b.delivery == crate::protocol::DeliveryMode::Live);
             let accept_within_ms = buyer.map_or(0, |b| b.accept_within_ms);
-            let delivery_seq = self.delivery_seq.get(&held.award.buyer).copied().unwrap_or(0) + 1;
+            let delivery_seq = self
+                .delivery_seq
+                .get(&held.award.buyer)
+                .copied()
+                .unwrap_or(0)
+                + 1;
             let ack_deadline = live.then(|| now + u64::from(accept_within_ms) * US_PER_MS);
             self.emit(Event::Delivered {
                 at: now,
@@ -1304,10 +1467,10 @@ impl Engine {
         else {
             return;
         };
-        if slots
-            .iter()
-            .any(|slot| matches!(slot.state, SlotState::Awaiting { .. }) || (slot.held.is_some() && slot.state == SlotState::Empty))
-        {
+        if slots.iter().any(|slot| {
+            matches!(slot.state, SlotState::Awaiting { .. })
+                || (slot.held.is_some() && slot.state == SlotState::Empty)
+        }) {
             return;
         }
         let receipts: Vec<Receipt> = slots
@@ -1323,7 +1486,11 @@ impl Engine {
         let lead_id = *lead_id;
         let sale_mode = *sale_mode;
         let sold = !receipts.is_empty();
-        let reason = if sold { 0 } else { ErrorCode::CASCADE_EXHAUSTED.0 };
+        let reason = if sold {
+            0
+        } else {
+            ErrorCode::CASCADE_EXHAUSTED.0
+        };
         self.emit(Event::LeadSettled {
             at: now,
             ping_id,
@@ -1383,10 +1550,16 @@ impl Engine {
     }
 
     fn fail_slot(&mut self, now: TimeUs, ping_id: PingId, slot: usize, reason: ErrorCode) {
-        let Some(campaign) = self.auctions.get(&ping_id).and_then(|auction| match &auction.phase {
-            Phase::Posted { slots, .. } => slots.get(slot)?.held.as_ref().map(|h| h.award.campaign),
-            _ => None,
-        }) else {
+        let Some(campaign) = self
+            .auctions
+            .get(&ping_id)
+            .and_then(|auction| match &auction.phase {
+                Phase::Posted { slots, .. } => {
+                    slots.get(slot)?.held.as_ref().map(|h| h.award.campaign)
+                }
+                _ => None,
+            })
+        else {
             return;
         };
         self.emit(Event::SaleFailed {
@@ -1416,7 +1589,9 @@ impl Engine {
             };
             match &auction.phase {
                 Phase::Bidding if auction.bid_deadline <= now => self.resolve(now, ping_id),
-                Phase::Offered { expires_at, held, .. } if *expires_at <= now => {
+                Phase::Offered {
+                    expires_at, held, ..
+                } if *expires_at <= now => {
                     let lost: Vec<(BuyerId, CampaignId)> = held
                         .iter()
                         .filter(|held| auction.bidders.iter().any(|b| b.0 == held.award.campaign))
@@ -1457,6 +1632,201 @@ impl Engine {
     /// Applies one event to the state. The live engine calls it for every event it emits;
     /// recovery calls it for every event of the journal, in order.
     pub fn apply(&mut self, event: &Event) {
+        self.apply_state(event);
+        self.record_history(event);
+    }
+
+    /// Appends what an event means for a lead to that lead's history (its trace).
+    fn record_history(&mut self, event: &Event) {
+        use TraceEventKind as Kind;
+        let at = event.at();
+        let mut steps: Vec<Step> = Vec::new();
+        let ping_id = match event {
+            Event::PingOpened {
+                ping_id,
+                offers,
+                excluded,
+                ..
+            } => {
+                steps.extend(
+                    excluded
+                        .iter()
+                        .map(|e| Step::new(at, Kind::EXCLUDED, e.campaign, 0, e.reason.0)),
+                );
+                steps.extend(
+                    offers
+                        .iter()
+                        .map(|o| Step::new(at, Kind::OFFERED, o.campaign, o.price_floor, 0)),
+                );
+                *ping_id
+            }
+            Event::BidReceived {
+                ping_id,
+                campaign,
+                price,
+                reason,
+                ..
+            } => {
+                match price {
+                    Some(price) => steps.push(Step::new(at, Kind::BID, *campaign, *price, 0)),
+                    None => {
+                        // The buyer's own reason, then the exclusion every left-out campaign has.
+                        steps.push(Step::new(at, Kind::NO_BID, *campaign, 0, *reason));
+                        let code = Exclusion::NoBid.code().0;
+                        steps.push(Step::new(at, Kind::EXCLUDED, *campaign, 0, code));
+                    }
+                }
+                *ping_id
+            }
+            Event::AuctionResolved {
+                ping_id,
+                resolution,
+                excluded,
+                ..
+            } => {
+                steps.extend(
+                    excluded
+                        .iter()
+                        .map(|e| Step::new(at, Kind::EXCLUDED, e.campaign, 0, e.reason.0)),
+                );
+                match resolution {
+                    Resolution::Offer { winners, .. } => {
+                        for award in winners {
+                            steps.push(Step::new(
+                                at,
+                                Kind::WINNER_CHOSEN,
+                                award.campaign,
+                                award.price,
+                                0,
+                            ));
+                            steps.push(Step::new(
+                                at,
+                                Kind::RESERVED,
+                                award.campaign,
+                                award.price,
+                                0,
+                            ));
+                        }
+                    }
+                    Resolution::NoSale { reason } => {
+                        steps.push(Step::new(at, Kind::NO_SALE, 0, 0, *reason));
+                    }
+                }
+                *ping_id
+            }
+            Event::PingExpired { ping_id, .. } => {
+                steps.push(Step::new(
+                    at,
+                    Kind::RELEASED,
+                    0,
+                    0,
+                    ErrorCode::PING_EXPIRED.0,
+                ));
+                *ping_id
+            }
+            Event::Posted {
+                ping_id, lead_id, ..
+            } => {
+                steps.push(Step::new(at, Kind::POSTED, *lead_id, 0, 0));
+                *ping_id
+            }
+            Event::CascadeReserved { ping_id, award, .. } => {
+                steps.push(Step::new(
+                    at,
+                    Kind::RESERVED,
+                    award.campaign,
+                    award.price,
+                    0,
+                ));
+                *ping_id
+            }
+            Event::CascadeSkipped {
+                ping_id,
+                campaign,
+                reason,
+                ..
+            } => {
+                steps.push(Step::new(at, Kind::EXCLUDED, *campaign, 0, reason.0));
+                *ping_id
+            }
+            Event::Delivered {
+                ping_id, campaign, ..
+            } => {
+                steps.push(Step::new(at, Kind::DELIVERED, *campaign, 0, 0));
+                *ping_id
+            }
+            Event::SaleCommitted {
+                ping_id,
+                campaign,
+                price,
+                payout,
+                ..
+            } => {
+                steps.push(Step::new(at, Kind::COMMITTED, *campaign, *price, 0));
+                steps.push(Step::new(at, Kind::SOLD, *campaign, *payout, 0));
+                *ping_id
+            }
+            Event::SaleFailed {
+                ping_id,
+                campaign,
+                reason,
+                ..
+            } => {
+                steps.push(Step::new(at, Kind::REJECTED, *campaign, 0, *reason));
+                steps.push(Step::new(at, Kind::RELEASED, *campaign, 0, *reason));
+                *ping_id
+            }
+            Event::LeadSettled {
+                ping_id,
+                sold,
+                reason,
+                ..
+            } => {
+                if !sold {
+                    steps.push(Step::new(at, Kind::NO_SALE, 0, 0, *reason));
+                }
+                *ping_id
+            }
+            Event::BookChanged { .. } | Event::PingRejected { .. } => return,
+        };
+        if let Some(auction) = self.auctions.get_mut(&ping_id) {
+            let room = TRACE_EVENTS_MAX.saturating_sub(auction.history.len());
+            auction.history.extend(steps.into_iter().take(room));
+        }
+    }
+
+    /// The history of a ping or a posted lead still in memory (see `AUCTION_RETENTION_MS`;
+    /// the journal holds every lead's whole history). `None` if unknown or forgotten.
+    pub fn trace(&self, key: TraceKey, id: u64) -> Option<Trace<'static>> {
+        let ping_id = match key {
+            TraceKey::Ping => id,
+            TraceKey::Lead => *self.lead_to_ping.get(&id)?,
+        };
+        let auction = self.auctions.get(&ping_id)?;
+        Some(Trace {
+            ping_id,
+            lead_id: auction.lead_id,
+            events: auction
+                .history
+                .iter()
+                .map(|step| TraceEvent {
+                    at: step.at,
+                    kind: step.kind,
+                    party_id: step.party,
+                    amount: step.amount,
+                    code: ErrorCode(step.code),
+                    detail: std::borrow::Cow::Borrowed(
+                        ErrorCode(step.code)
+                            .name()
+                            .filter(|_| step.code != 0)
+                            .unwrap_or(""),
+                    ),
+                })
+                .collect(),
+        })
+    }
+
+    fn apply_state(&mut self, event: &Event) {
         match event {
             Event::BookChanged {
                 version, change, ..
@@ -1494,6 +1864,7 @@ impl Engine {
                 excluded,
                 direct,
             } => {
+                self.forget_closed(*at);
                 self.next_ping_id = self.next_ping_id.max(*ping_id);
                 if *client_token != 0 {
                     self.tokens.insert(*seller, *client_token, *ping_id, *at);
@@ -1514,6 +1885,9 @@ impl Engine {
                         candidates: candidates.clone(),
                         awaiting: offers.clone(),
                         bidders: Vec::new(),
+                        delivered: Vec::new(),
+                        history: vec![Step::new(*at, TraceEventKind::PINGED, *seller, 0, 0)],
+                        lead_id: 0,
                         runners_up: VecDeque::new(),
                         excluded: excluded.clone(),
                         contact: None,
@@ -1536,7 +1910,11 @@ impl Engine {
                 let Some(auction) = self.auctions.get_mut(ping_id) else {
                     return;
                 };
-                let Some(position) = auction.awaiting.iter().position(|o| o.campaign == *campaign) else {
+                let Some(position) = auction
+                    .awaiting
+                    .iter()
+                    .position(|o| o.campaign == *campaign)
+                else {
                     return;
                 };
                 let offer = auction.awaiting.swap_remove(position);
@@ -1577,7 +1955,10 @@ impl Engine {
                 resolution,
                 excluded,
             } => {
-                self.timers.remove(&(self.auctions.get(ping_id).map_or(0, |a| a.bid_deadline), *ping_id));
+                self.timers.remove(&(
+                    self.auctions.get(ping_id).map_or(0, |a| a.bid_deadline),
+                    *ping_id,
+                ));
                 let Some(mut auction) = self.auctions.remove(ping_id) else {
                     return;
                 };
@@ -1603,15 +1984,21 @@ impl Engine {
                         };
                         self.timers.insert((*expires_at, *ping_id));
                     }
-                    Resolution::NoSale { .. } => auction.phase = Phase::Closed,
+                    Resolution::NoSale { .. } => {
+                        auction.phase = Phase::Closed;
+                        self.closed.push_back((*at, *ping_id));
+                    }
                 }
                 self.auctions.insert(*ping_id, auction);
             }
-            Event::PingExpired { ping_id, .. } => {
+            Event::PingExpired { at, ping_id } => {
                 let Some(mut auction) = self.auctions.remove(ping_id) else {
                     return;
                 };
-                if let Phase::Offered { held, .. } = std::mem::replace(&mut auction.phase, Phase::Closed) {
+                self.closed.push_back((*at, *ping_id));
+                if let Phase::Offered { held, .. } =
+                    std::mem::replace(&mut auction.phase, Phase::Closed)
+                {
                     for held in &held {
                         self.release(held);
                     }
@@ -1619,12 +2006,18 @@ impl Engine {
                 self.auctions.insert(*ping_id, auction);
             }
             Event::Posted {
-                ping_id, lead_id, contact, consent, ..
+                ping_id,
+                lead_id,
+                contact,
+                consent,
+                ..
             } => {
                 self.next_lead_id = self.next_lead_id.max(*lead_id);
                 let Some(auction) = self.auctions.get_mut(ping_id) else {
                     return;
                 };
+                auction.lead_id = *lead_id;
+                self.lead_to_ping.insert(*lead_id, *ping_id);
                 if let Phase::Offered { expires_at, .. } = auction.phase {
                     self.timers.remove(&(expires_at, *ping_id));
                 }
@@ -1637,8 +2030,9 @@ impl Engine {
                     }
                 }
                 auction.contact = Some((contact.clone(), consent.clone()));
-                if let Phase::Offered { sale_mode, held, .. } =
-                    std::mem::replace(&mut auction.phase, Phase::Closed)
+                if let Phase::Offered {
+                    sale_mode, held, ..
+                } = std::mem::replace(&mut auction.phase, Phase::Closed)
                 {
                     auction.phase = Phase::Posted {
                         lead_id: *lead_id,
@@ -1654,16 +2048,25 @@ impl Engine {
                 }
             }
             Event::CascadeReserved {
-                at, ping_id, award, payout,
+                at,
+                ping_id,
+                award,
+                payout,
             } => {
                 let Some(auction) = self.auctions.get_mut(ping_id) else {
                     return;
                 };
                 let front = auction.runners_up.pop_front();
-                assert_eq!(front.map(|a| a.campaign), Some(award.campaign), "cascade out of order");
+                assert_eq!(
+                    front.map(|a| a.campaign),
+                    Some(award.campaign),
+                    "cascade out of order"
+                );
                 let book = Arc::clone(&auction.book);
                 let held = self.reserve(&book, *award, *payout, *at);
-                if let Some(Phase::Posted { slots, .. }) = self.auctions.get_mut(ping_id).map(|a| &mut a.phase) {
+                if let Some(Phase::Posted { slots, .. }) =
+                    self.auctions.get_mut(ping_id).map(|a| &mut a.phase)
+                {
                     if let Some(slot) = slots.iter_mut().find(|slot| slot.held.is_none()) {
                         slot.held = Some(held);
                         slot.state = SlotState::Empty;
@@ -1675,7 +2078,11 @@ impl Engine {
             } => {
                 if let Some(auction) = self.auctions.get_mut(ping_id) {
                     let front = auction.runners_up.pop_front();
-                    assert_eq!(front.map(|a| a.campaign), Some(*campaign), "cascade out of order");
+                    assert_eq!(
+                        front.map(|a| a.campaign),
+                        Some(*campaign),
+                        "cascade out of order"
+                    );
                 }
             }
             Event::Delivered {
@@ -1688,9 +2095,16 @@ impl Engine {
             } => {
                 self.delivery_seq.insert(*buyer, *delivery_seq);
                 self.deliveries.insert((*buyer, *delivery_seq), *ping_id);
-                if let Some(Phase::Posted { slots, .. }) = self.auctions.get_mut(ping_id).map(|a| &mut a.phase) {
+                if let Some(auction) = self.auctions.get_mut(ping_id) {
+                    auction.delivered.push((*buyer, *delivery_seq));
+                }
+                if let Some(Phase::Posted { slots, .. }) =
+                    self.auctions.get_mut(ping_id).map(|a| &mut a.phase)
+                {
                     if let Some(slot) = slots.iter_mut().find(|slot| {
-                        slot.held.as_ref().is_some_and(|h| h.award.campaign == *campaign)
+                        slot.held
+                            .as_ref()
+                            .is_some_and(|h| h.award.campaign == *campaign)
                             && slot.state == SlotState::Empty
                     }) {
                         slot.state = SlotState::Awaiting {
@@ -1723,7 +2137,9 @@ impl Engine {
                     hashes.clone_from(&auction.hashes);
                     if let Phase::Posted { slots, .. } = &mut auction.phase {
                         if let Some(slot) = slots.iter_mut().find(|slot| {
-                            slot.held.as_ref().is_some_and(|h| h.award.campaign == *campaign)
+                            slot.held
+                                .as_ref()
+                                .is_some_and(|h| h.award.campaign == *campaign)
                                 && !matches!(slot.state, SlotState::Sold { .. })
                         }) {
                             slot.state = SlotState::Sold {
@@ -1742,9 +2158,13 @@ impl Engine {
                 ping_id, campaign, ..
             } => {
                 let mut released = None;
-                if let Some(Phase::Posted { slots, .. }) = self.auctions.get_mut(ping_id).map(|a| &mut a.phase) {
+                if let Some(Phase::Posted { slots, .. }) =
+                    self.auctions.get_mut(ping_id).map(|a| &mut a.phase)
+                {
                     if let Some(slot) = slots.iter_mut().find(|slot| {
-                        slot.held.as_ref().is_some_and(|h| h.award.campaign == *campaign)
+                        slot.held
+                            .as_ref()
+                            .is_some_and(|h| h.award.campaign == *campaign)
                             && !matches!(slot.state, SlotState::Sold { .. })
                     }) {
                         released = slot.held.take();
@@ -1755,7 +2175,8 @@ impl Engine {
                     self.release(&held);
                 }
             }
-            Event::LeadSettled { ping_id, .. } => {
+            Event::LeadSettled { at, ping_id, .. } => {
+                self.closed.push_back((*at, *ping_id));
                 if let Some(auction) = self.auctions.get_mut(ping_id) {
                     if let Phase::Posted { slots, .. } = &mut auction.phase {
                         slots.retain(|slot| matches!(slot.state, SlotState::Sold { .. }));
@@ -1766,6 +2187,29 @@ impl Engine {
         }
     }
 
+    /// Forgets auctions that ended more than `AUCTION_RETENTION_MS` before `now`, and expires
+    /// old retry tokens and contact history, so that memory stays bounded however long the
+    /// daemon runs. Called from `apply` with an event's time, so replay forgets the same
+    /// auctions at the same points.
+    fn forget_closed(&mut self, now: TimeUs) {
+        let retention_us = u64::from(crate::limits::AUCTION_RETENTION_MS) * US_PER_MS;
+        let cutoff = now.saturating_sub(retention_us);
+        while let Some(&(closed_at, ping_id)) = self.closed.front() {
+            if closed_at >= cutoff && self.closed.len() <= crate::limits::AUCTIONS_CLOSED_MAX {
+                break;
+            }
+            self.closed.pop_front();
+            if let Some(auction) = self.auctions.remove(&ping_id) {
+                for key in &auction.delivered {
+                    self.deliveries.remove(key);
+                }
+                self.lead_to_ping.remove(&auction.lead_id);
+            }
+        }
+        self.tokens.expire(now);
+        self.contacts.expire(now);
+    }
+
     /// Reserves a cap unit and the price on the campaign and the buyer's budget. Called only
     /// by `apply`, for an award the deciding code checked against the same state.
     fn reserve(&mut self, book: &Book, award: Award, payout: Money, at: TimeUs) -> Held {
@@ -1774,14 +2218,19 @@ impl Engine {
             .unwrap_or_else(|| panic!("award for unknown campaign {}", award.campaign));
         let zone = campaign.zone;
         let caps_limits = campaign.caps;
-        let budget_limits = book.buyer(award.buyer).map(|b| b.budget).unwrap_or_default();
+        let budget_limits = book
+            .buyer(award.buyer)
+            .map(|b| b.budget)
+            .unwrap_or_default();
         let local = self.local_time(zone, at);
         let cap = self
             .campaign_caps
             .entry(award.campaign)
             .or_default()
             .reserve(&caps_limits, &local, award.price)
-            .unwrap_or_else(|error| panic!("reservation checked before the event must fit: {error:?}"));
+            .unwrap_or_else(|error| {
+                panic!("reservation checked before the event must fit: {error:?}")
+            });
         let budget = self
             .buyer_budgets
             .entry(award.buyer)
@@ -1789,7 +2238,8 @@ impl Engine {
             .reserve(&budget_limits, &local, award.price)
             .unwrap_or_else(|error| panic!("budget checked before the event must fit: {error:?}"));
         self.selection_stamp += 1;
-        self.last_selected.insert(award.campaign, self.selection_stamp);
+        self.last_selected
+            .insert(award.campaign, self.selection_stamp);
         Held {
             award,
             payout,
@@ -1824,13 +2274,20 @@ fn auction_seller(auctions: &FxHashMap<PingId, Auction>, ping_id: PingId) -> Sel
 /// The reason a no-sale answer gives: the most telling exclusion.
 fn no_sale_reason(excluded: &[Excluded], auction: Option<&Auction>) -> ErrorCode {
     let all: Vec<u16> = auction
-        .map(|auction| auction.excluded.iter().map(|e| e.reason.0).collect::<Vec<_>>())
+        .map(|auction| {
+            auction
+                .excluded
+                .iter()
+                .map(|e| e.reason.0)
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
         .chain(excluded.iter().map(|e| e.reason.0))
         .collect();
     let any = |exclusion: Exclusion| all.contains(&exclusion.code().0);
-    let only = |exclusion: Exclusion| !all.is_empty() && all.iter().all(|&c| c == exclusion.code().0);
+    let only =
+        |exclusion: Exclusion| !all.is_empty() && all.iter().all(|&c| c == exclusion.code().0);
     if all.is_empty() {
         ErrorCode::NO_MATCHING_CAMPAIGN
     } else if any(Exclusion::BelowFloor) {

@@ -33,7 +33,8 @@
 //! SHA-256 of the phone as given (checked E.164, leading `+` included) and of the email trimmed
 //! of surrounding white space and lower-cased, as the spec's "Contact hashes" says, so that a
 //! seller's `PING` hashes and the hashes the exchange computes from the `POST` agree. SHA-256
-//! is implemented here from FIPS 180-4 until the crate depends on `sha2` (see [`sha256`]).
+//! is implemented here from FIPS 180-4 (the private `sha256` module) until the crate depends
+//! on `sha2`.
 
 #![deny(
     clippy::indexing_slicing,
@@ -49,7 +50,7 @@ use std::hash::Hasher;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-use super::filters::{DefinitionError, RawAttributes, kind};
+use super::filters::{DefinitionError, RawAttributes, wire_kind};
 use super::types::TimeUs;
 use crate::limits::{ATTRIBUTES_MAX, POSTAL_CODE_LEN_MAX};
 use crate::protocol::wire::is_postal_code;
@@ -399,7 +400,7 @@ pub fn check_view(
     let mut mismatch = false;
     // The raw walk (see `filters::RawAttributes`): keys and kinds only, no value decoded.
     for attribute in RawAttributes::new(&view.attributes) {
-        if key_names_contact_data(attribute.key, attribute.kind == kind::BOOL) {
+        if key_names_contact_data(attribute.key, attribute.kind == wire_kind::BOOL) {
             return Err(ErrorCode::PII_IN_PING);
         }
         while let Some((key, required_kind)) = required.peek() {
@@ -1024,6 +1025,24 @@ mod tests {
         .unwrap();
         let keys: Vec<&str> = rules.required().map(|(key, _)| key).collect();
         assert_eq!(keys, ["credit_score", "roof"]);
+        let digest = |rules: &VerticalRules| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            rules.digest_into(&mut hasher);
+            hasher.finish()
+        };
+        let reordered = VerticalRules::compile(&required(&[
+            ("credit_score", AttributeKind::Integer),
+            ("roof", AttributeKind::Enum),
+        ]))
+        .unwrap();
+        assert_eq!(reordered, rules);
+        assert_eq!(digest(&reordered), digest(&rules));
+        let other_kind = VerticalRules::compile(&required(&[
+            ("credit_score", AttributeKind::Decimal),
+            ("roof", AttributeKind::Enum),
+        ]))
+        .unwrap();
+        assert_ne!(digest(&other_kind), digest(&rules));
         let json = serde_json::to_string(&rules).unwrap();
         assert_eq!(serde_json::from_str::<VerticalRules>(&json).unwrap(), rules);
         let twice_json = r#"[{"key":"a","kind":"integer"},{"key":"a","kind":"bool"}]"#;

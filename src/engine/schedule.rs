@@ -25,42 +25,16 @@
 //! to seven. An always-open schedule allocates nothing. `is_open` is a binary search over at most
 //! [`SCHEDULE_WINDOWS_MAX`] spans.
 
-use std::fmt;
-
 use crate::limits::{MINUTES_PER_DAY, SCHEDULE_WINDOWS_MAX};
-use crate::protocol::ErrorCode;
 use crate::protocol::book::Window;
 
 use super::clock::LocalTime;
+// One type for every refused definition (`INVALID_DEFINITION`, 702), shared with the filter and
+// pre-ping compilers; re-exported so that `Schedule::compile`'s signature reads on its own.
+pub use super::filters::DefinitionError;
 
 /// Minutes in a week: the end of the last span a schedule can hold.
 const MINUTES_PER_WEEK: u16 = 7 * MINUTES_PER_DAY;
-
-/// A definition the exchange refuses: `INVALID_DEFINITION` (702) with a message naming what is
-/// wrong, for the admin's `ERROR` answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefinitionError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl DefinitionError {
-    /// An `INVALID_DEFINITION` with this message.
-    pub fn invalid(message: String) -> Self {
-        Self {
-            code: ErrorCode::INVALID_DEFINITION,
-            message,
-        }
-    }
-}
-
-impl fmt::Display for DefinitionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for DefinitionError {}
 
 /// Open from `open` (inclusive) to `close` (exclusive), minutes after Monday 00:00 local.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -168,6 +142,7 @@ mod tests {
 
     use super::*;
     use crate::engine::clock::ZoneClock;
+    use crate::protocol::ErrorCode;
     use proptest::prelude::*;
 
     fn w(weekday: u8, open_minute: u16, close_minute: u16) -> Window {

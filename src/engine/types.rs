@@ -55,19 +55,19 @@ pub enum Exclusion {
 impl Exclusion {
     /// The reason code a trace shows for this exclusion.
     pub const fn code(self) -> ErrorCode {
-        ErrorCode(match self {
-            Self::Territory => 450,
-            Self::Filter => 451,
-            Self::Schedule => 452,
-            Self::Cap => 453,
-            Self::Budget => 454,
-            Self::Blocked => 455,
-            Self::Paused => 456,
-            Self::BelowFloor => 457,
-            Self::Duplicate => 458,
-            Self::NoBid => 459,
-            Self::Timeout => 460,
-            Self::SaleMode => 461,
-        })
+        match self {
+            Self::Territory => ErrorCode::EXCLUDED_TERRITORY,
+            Self::Filter => ErrorCode::EXCLUDED_FILTER,
+            Self::Schedule => ErrorCode::EXCLUDED_SCHEDULE,
+            Self::Cap => ErrorCode::EXCLUDED_CAP,
+            Self::Budget => ErrorCode::EXCLUDED_BUDGET,
+            Self::Blocked => ErrorCode::EXCLUDED_BLOCKED,
+            Self::Paused => ErrorCode::EXCLUDED_PAUSED,
+            Self::BelowFloor => ErrorCode::EXCLUDED_BELOW_FLOOR,
+            Self::Duplicate => ErrorCode::EXCLUDED_DUPLICATE,
+            Self::NoBid => ErrorCode::EXCLUDED_NO_BID,
+            Self::Timeout => ErrorCode::EXCLUDED_TIMEOUT,
+            Self::SaleMode => ErrorCode::EXCLUDED_SALE_MODE,
+        }
     }
 }

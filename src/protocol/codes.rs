@@ -157,6 +157,30 @@ codes!(ErrorCode {
     NO_ANSWER_IN_TIME = 405,
     /// Unsold after the ping tree, runners-up and fallbacks.
     HELD_BACK = 406,
+    /// An exclude rule of the campaign's territory matches the lead (trace).
+    EXCLUDED_TERRITORY = 450,
+    /// An attribute filter of the campaign does not hold (trace).
+    EXCLUDED_FILTER = 451,
+    /// The campaign is closed at the buyer's local time (trace).
+    EXCLUDED_SCHEDULE = 452,
+    /// A lead or spend cap of the campaign is reached (trace).
+    EXCLUDED_CAP = 453,
+    /// The buyer's budget is reached (trace).
+    EXCLUDED_BUDGET = 454,
+    /// The seller's allow or block list keeps the buyer out (trace).
+    EXCLUDED_BLOCKED = 455,
+    /// The campaign or its buyer is paused (trace).
+    EXCLUDED_PAUSED = 456,
+    /// No price of the campaign reaches the floor (trace).
+    EXCLUDED_BELOW_FLOOR = 457,
+    /// The buyer had this consumer within its look-back, or holds this lead already (trace).
+    EXCLUDED_DUPLICATE = 458,
+    /// The live buyer declined (trace).
+    EXCLUDED_NO_BID = 459,
+    /// The live buyer did not answer in time (trace).
+    EXCLUDED_TIMEOUT = 460,
+    /// The campaign does not buy the sale mode asked for (trace).
+    EXCLUDED_SALE_MODE = 461,
     /// No ping with that id for this seller.
     UNKNOWN_PING = 500,
     /// The offer expired before the post arrived.
@@ -301,6 +325,8 @@ codes!(TraceEventKind {
     COMMITTED = 14,
     /// The sale is final (`amount`: the seller's payout).
     SOLD = 15,
+    /// A campaign was left out of the auction (`party_id`: campaign, `code`: 45x).
+    EXCLUDED = 16,
 });
 
 impl fmt::Display for TraceEventKind {
