@@ -360,9 +360,11 @@ const METROS: [Metro; 66] = [
     metro("charleston_wv", "25301", 210),
 ];
 
-/// Metros of the states [`METROS`] does not reach with its first entries: Vermont, Montana,
-/// Wyoming and Delaware (whose people mostly live in the Philadelphia metro).
-const SMALL_METROS: [Metro; 4] = [
+/// Metros of the states [`METROS`] leaves without one: Vermont, Montana, Wyoming, and two whose
+/// people mostly live in a neighbor's metro (Delaware in Philadelphia's, New Jersey in New
+/// York's and Philadelphia's) but whose buyers are based at home.
+const SMALL_METROS: [Metro; 5] = [
+    metro("newark", "07102", 2_100),
     metro("burlington", "05401", 220),
     metro("billings", "59101", 180),
     metro("cheyenne", "82001", 100),

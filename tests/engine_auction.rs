@@ -919,10 +919,18 @@ fn a_leads_trace_tells_its_life_with_every_left_out_campaign_and_why() {
     let (ping_id, _) = seed_auction(&mut engine);
     engine.handle_post(T0 + 200 * MS, 8, SELLER, ping_id, &contact(), &consent());
     drain(&mut engine);
-    engine.handle_delivery_ack(T0 + 300 * MS, 3, 1, DeliveryOutcome::Accept, ErrorCode::NONE);
+    engine.handle_delivery_ack(
+        T0 + 300 * MS,
+        3,
+        1,
+        DeliveryOutcome::Accept,
+        ErrorCode::NONE,
+    );
     drain(&mut engine);
 
-    let by_ping = engine.trace(TraceKey::Ping, ping_id).expect("trace by ping");
+    let by_ping = engine
+        .trace(TraceKey::Ping, ping_id)
+        .expect("trace by ping");
     let by_lead = engine
         .trace(TraceKey::Lead, by_ping.lead_id)
         .expect("trace by lead");
@@ -939,7 +947,13 @@ fn a_leads_trace_tells_its_life_with_every_left_out_campaign_and_why() {
         .find(|e| e.kind == Kind::WINNER_CHOSEN)
         .expect("winner");
     assert_eq!((winner.party_id, winner.amount), (103, 4_500));
-    for kind in [Kind::RESERVED, Kind::POSTED, Kind::DELIVERED, Kind::COMMITTED, Kind::SOLD] {
+    for kind in [
+        Kind::RESERVED,
+        Kind::POSTED,
+        Kind::DELIVERED,
+        Kind::COMMITTED,
+        Kind::SOLD,
+    ] {
         assert_eq!(count(kind), 1, "{kind:?} in {kinds:?}");
     }
     // Buyers 4-6 passed: each shows up as left out with the no-bid code.

