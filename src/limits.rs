@@ -161,3 +161,71 @@ pub const AUCTION_RETENTION_MS: u32 = 60 * 1_000;
 /// Ended auctions held in memory at most, whatever their age: at 50,000 pings a second a minute
 /// of retention is three million auctions, so a count bound keeps memory flat under any load.
 pub const AUCTIONS_CLOSED_MAX: usize = 1_000_000;
+
+// Pre-ping, duplicates, selection, time and territory (src/engine/).
+
+/// How long a seller's `client_token` maps to its first ping: 24 hours. Sellers retry on a
+/// timeout or a dropped connection within seconds or minutes, and batch systems that resend a
+/// failed run do so the same day; a day covers every sane retry policy, while the bound below
+/// keeps the table small whatever the window.
+pub const PING_TOKEN_WINDOW_US: u64 = 24 * 60 * 60 * 1_000_000;
+
+/// Tokens remembered at most, across all sellers (about 100 bytes each with the map's and the
+/// queue's slack: about 100 MB at the bound). At 1,000 pings a second with tokens this keeps
+/// the last 17 minutes; at 100 a second, nearly three hours: far beyond the minutes in which
+/// retries come. Beyond it the oldest tokens go first, so only the staler retries are lost.
+pub const PING_TOKENS_MAX: usize = 1 << 20;
+
+/// A consumer pinged again within this window is a `DUPLICATE_LEAD` (304): one hour. It
+/// catches double-submitted forms, resubmissions and a seller re-pinging to shop for a better
+/// price, which all happen within minutes, and the same consumer arriving from two sources in
+/// one session. It is short enough that an unsold lead may be offered again later in the day,
+/// when other buyers' schedules open. Buying the same consumer twice is what buyers fear, and
+/// the purchase look-back (`ContactHistory::bought_within`) guards that for weeks.
+pub const DUPLICATE_LEAD_WINDOW_US: u64 = 60 * 60 * 1_000_000;
+
+/// Contact hashes remembered for the duplicate check (about 100 bytes each with slack: about
+/// 100 MB at the bound). A lead usually carries two hashes, so this holds the last hour of
+/// about 145 pings a second; at higher rates the window shrinks, letting some duplicates
+/// through rather than growing.
+pub const PINGED_CONTACTS_MAX: usize = 1 << 20;
+
+/// The longest purchase look-back supported: 90 days. A campaign's longer
+/// `duplicate_lookback_s` is capped to it. A quarter is the longest exclusivity the industry
+/// sells (30 days is common, 90 the longest in practice), and purchases older than this are
+/// forgotten, so it bounds how long a purchase is kept.
+pub const PURCHASE_LOOKBACK_MAX_US: u64 = 90 * 24 * 60 * 60 * 1_000_000;
+
+/// Contact hashes with purchases remembered (about 150 bytes each with one buyer and slack:
+/// about 300 MB at the bound). Two hashes per sold lead, so this holds 90 days of about 11,600
+/// sales a day; above that, the oldest purchases are forgotten before 90 days.
+pub const PURCHASED_CONTACTS_MAX: usize = 1 << 21;
+
+/// Buyers remembered per contact hash. A shared sale goes to at most `SHARED_BUYERS_MAX` (8)
+/// buyers, so 16 holds two full shared sales of one consumer; when full, the buyer that bought
+/// longest ago is forgotten, being the one whose look-back has most likely passed.
+pub const BUYERS_PER_CONTACT_MAX: usize = 16;
+
+/// How far in the future a consent's `consented_at` may be before it is refused: sellers'
+/// clocks drift, and a capture service's timestamp can be seconds ahead of ours. Five minutes
+/// absorbs any NTP-synced clock; a consent later than that was not given before the post.
+pub const CONSENT_CLOCK_SKEW_MAX_US: u64 = 5 * 60 * 1_000_000;
+
+/// The most candidates one selection ranks. A ZIP covered by state- or country-wide campaigns
+/// can match thousands of a large book's campaigns, so the bound is generous; it exists so that
+/// one auction's worst case stays in the low milliseconds (about 30 ns per candidate measured)
+/// and its runners-up list stays a bounded record, and so that a candidate's position fits the
+/// `u32` the selector keeps. Exceeding it is the engine's bug, and asserted.
+pub const AUCTION_CANDIDATES_MAX: usize = 65_536;
+
+/// The latest instant whose local time is computed exactly: jiff's largest timestamp,
+/// 9999-12-30T22:00:00Z, the last instant at which every offset still gives a date jiff can
+/// represent. A later `now` (a corrupt clock, not a real one) is read as this instant, so keys
+/// stay well inside `u32` and the arithmetic below cannot overflow.
+pub const LOCAL_TIME_US_MAX: u64 = 253_402_207_200_000_000;
+
+/// The widest radius rule, in miles. Buyers target metro areas (10–100 miles) and at most a
+/// region (a few hundred); 500 miles covers that, while bounding the grid cells one rule may
+/// touch (about 2,000 at Alaskan latitudes, before keeping only cells that hold a ZIP) and so
+/// the index's build time and memory per rule.
+pub const TERRITORY_RADIUS_MILES_MAX: u16 = 500;

@@ -75,15 +75,9 @@
 use std::cmp::Ordering;
 
 use super::types::{BuyerId, CampaignId, Exclusion};
+pub use crate::limits::AUCTION_CANDIDATES_MAX;
 use crate::limits::{BASIS_POINTS_MAX, MONEY_MAX, SHARED_BUYERS_MAX};
 use crate::protocol::{Money, PingSaleMode, SaleMode, Strategy};
-
-/// The most candidates one selection ranks. A ZIP covered by state- or country-wide campaigns
-/// can match thousands of a large book's campaigns, so the bound is generous; it exists so that
-/// one auction's worst case stays in the low milliseconds (about 30 ns per candidate measured)
-/// and its runners-up list stays a bounded record, and so that a candidate's position fits the
-/// `u32` the selector keeps. Exceeding it is the engine's bug, and asserted.
-pub const AUCTION_CANDIDATES_MAX: usize = 65_536;
 
 /// One priced campaign that reached selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

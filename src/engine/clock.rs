@@ -60,12 +60,7 @@ use crate::limits::TIME_ZONE_LEN_MAX;
 use crate::protocol::ErrorCode;
 
 use super::types::TimeUs;
-
-/// The latest instant whose local time is computed exactly: jiff's largest timestamp,
-/// 9999-12-30T22:00:00Z, the last instant at which every offset still gives a date jiff can
-/// represent. A later `now` (a corrupt clock, not a real one) is read as this instant, so keys
-/// stay well inside `u32` and the arithmetic below cannot overflow. Candidate for `limits.rs`.
-pub const LOCAL_TIME_US_MAX: TimeUs = 253_402_207_200_000_000;
+pub use crate::limits::LOCAL_TIME_US_MAX;
 
 const MICROS_PER_SECOND: u64 = 1_000_000;
 const SECONDS_PER_MINUTE: u64 = 60;

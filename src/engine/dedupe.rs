@@ -59,53 +59,11 @@ use std::hash::{BuildHasher, Hasher};
 use serde::{Deserialize, Serialize};
 
 use super::types::{BuyerId, SellerId, TimeUs};
+pub use crate::limits::{
+    BUYERS_PER_CONTACT_MAX, DUPLICATE_LEAD_WINDOW_US, PING_TOKEN_WINDOW_US, PING_TOKENS_MAX,
+    PINGED_CONTACTS_MAX, PURCHASE_LOOKBACK_MAX_US, PURCHASED_CONTACTS_MAX,
+};
 use crate::protocol::{ErrorCode, Hash32};
-
-const SECOND_US: TimeUs = 1_000_000;
-const HOUR_US: TimeUs = 3_600 * SECOND_US;
-const DAY_US: TimeUs = 24 * HOUR_US;
-
-/// How long a seller's `client_token` maps to its first ping: 24 hours. Sellers retry on a
-/// timeout or a dropped connection within seconds or minutes, and batch systems that resend a
-/// failed run do so the same day; a day covers every sane retry policy, while the bound below
-/// keeps the table small whatever the window.
-pub const PING_TOKEN_WINDOW_US: TimeUs = DAY_US;
-
-/// Tokens remembered at most, across all sellers (about 100 bytes each with the map's and the
-/// queue's slack: about 100 MB at the bound). At 1,000 pings a second with tokens this keeps
-/// the last 17 minutes; at 100 a second, nearly three hours: far beyond the minutes in which
-/// retries come. Beyond it the oldest tokens go first, so only the staler retries are lost.
-pub const PING_TOKENS_MAX: usize = 1 << 20;
-
-/// A consumer pinged again within this window is a `DUPLICATE_LEAD` (304): one hour. It
-/// catches double-submitted forms, resubmissions and a seller re-pinging to shop for a better
-/// price, which all happen within minutes, and the same consumer arriving from two sources in
-/// one session. It is short enough that an unsold lead may be offered again later in the day,
-/// when other buyers' schedules open. Buying the same consumer twice is what buyers fear, and
-/// the purchase look-back ([`ContactHistory::bought_within`]) guards that for weeks.
-pub const DUPLICATE_LEAD_WINDOW_US: TimeUs = HOUR_US;
-
-/// Contact hashes remembered for the duplicate check (about 100 bytes each with slack: about
-/// 100 MB at the bound). A lead usually carries two hashes, so this holds the last hour of
-/// about 145 pings a second; at higher rates the window shrinks, letting some duplicates
-/// through rather than growing.
-pub const PINGED_CONTACTS_MAX: usize = 1 << 20;
-
-/// The longest purchase look-back supported: 90 days. A campaign's longer
-/// `duplicate_lookback_s` is capped to it. A quarter is the longest exclusivity the industry
-/// sells (30 days is common, 90 the longest in practice), and purchases older than this are
-/// forgotten, so it bounds how long a purchase is kept.
-pub const PURCHASE_LOOKBACK_MAX_US: TimeUs = 90 * DAY_US;
-
-/// Contact hashes with purchases remembered (about 150 bytes each with one buyer and slack:
-/// about 300 MB at the bound). Two hashes per sold lead, so this holds 90 days of about 11,600
-/// sales a day; above that, the oldest purchases are forgotten before 90 days.
-pub const PURCHASED_CONTACTS_MAX: usize = 1 << 21;
-
-/// Buyers remembered per contact hash. A shared sale goes to at most `SHARED_BUYERS_MAX` (8)
-/// buyers, so 16 holds two full shared sales of one consumer; when full, the buyer that bought
-/// longest ago is forgotten, being the one whose look-back has most likely passed.
-pub const BUYERS_PER_CONTACT_MAX: usize = 16;
 
 /// SHA-256 of the empty string: what a seller sends as the hash of an empty phone or email
 /// field. Every such lead would otherwise be "the same consumer", so it is ignored like the
@@ -833,6 +791,10 @@ impl TryFrom<ContactHistorySnapshot> for ContactHistory {
 )]
 mod tests {
     use super::*;
+
+    const SECOND_US: TimeUs = 1_000_000;
+    const HOUR_US: TimeUs = 3_600 * SECOND_US;
+    const DAY_US: TimeUs = 24 * HOUR_US;
     use crate::engine::preping::{email_hash, phone_hash};
 
     const T0: TimeUs = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z

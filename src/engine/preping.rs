@@ -52,16 +52,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use super::filters::{DefinitionError, RawAttributes, wire_kind};
 use super::types::TimeUs;
+pub use crate::limits::CONSENT_CLOCK_SKEW_MAX_US;
 use crate::limits::{ATTRIBUTES_MAX, POSTAL_CODE_LEN_MAX};
 use crate::protocol::wire::is_postal_code;
 use crate::protocol::{
     AttributeKind, Consent, Contact, ErrorCode, Hash32, LeadView, RequiredAttribute, Symbol,
 };
-
-/// How far in the future a consent's `consented_at` may be before it is refused: sellers'
-/// clocks drift, and a capture service's timestamp can be seconds ahead of ours. Five minutes
-/// absorbs any NTP-synced clock; a consent later than that was not given before the post.
-pub const CONSENT_CLOCK_SKEW_MAX_US: TimeUs = 5 * 60 * 1_000_000;
 
 /// Digits after the `+` of an E.164 number. 15 is E.164's own maximum (country code
 /// included). 8 is below every full number of the markets lead generation serves (US and

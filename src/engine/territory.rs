@@ -64,14 +64,9 @@ use rustc_hash::FxHashMap;
 use crate::engine::geo::{self, ZipRow, ZipTable};
 use crate::engine::types::{CampaignIx, VerticalIx};
 use crate::limits::POSTAL_CODE_LEN_MAX;
+pub use crate::limits::TERRITORY_RADIUS_MILES_MAX;
 use crate::protocol::wire::is_postal_code;
 use crate::protocol::{Country, Effect, ErrorCode, TerritoryArea, TerritoryRule};
-
-/// The widest radius rule, in miles. Buyers target metro areas (10–100 miles) and at most a
-/// region (a few hundred); 500 miles covers that, while bounding the grid cells one rule may
-/// touch (about 2,000 at Alaskan latitudes, before keeping only cells that hold a ZIP) and so
-/// the index's build time and memory per rule.
-pub const TERRITORY_RADIUS_MILES_MAX: u16 = 500;
 
 /// Side of a radius grid cell in degrees; at US latitudes about 35 × 26 miles, close to the
 /// metro radii buyers use. Measured with 3,000 random circles of 10–100 miles around real ZIPs,
