@@ -970,3 +970,49 @@ fn a_leads_trace_tells_its_life_with_every_left_out_campaign_and_why() {
     };
     assert_eq!(times, sorted, "oldest first");
 }
+
+#[test]
+fn a_retry_without_a_token_is_known_by_its_consumer_and_lead() {
+    use pingpost::protocol::Hash32;
+
+    let mut engine = Engine::new(EngineConfig::default());
+    vertical(&mut engine);
+    buyer(&mut engine, 50, DeliveryMode::Stored);
+    campaign(
+        &mut engine,
+        500,
+        50,
+        CampaignRole::Primary,
+        Pricing::Fixed {
+            exclusive_price: 3_000,
+            shared_price: 0,
+        },
+        no_caps(),
+    );
+    drain(&mut engine);
+    let mut ping = solar_ping(0);
+    ping.phone_hash = Some(Hash32([7; 32]));
+    engine.handle_ping(T0, 1, SELLER, &ping);
+    engine.handle_ping(T0 + MS, 2, SELLER, &ping);
+    let mut other = ping.clone();
+    other.phone_hash = Some(Hash32([8; 32]));
+    engine.handle_ping(T0 + 2 * MS, 3, SELLER, &other);
+    let answers: Vec<(u64, u64)> = drain(&mut engine)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::PingAnswer {
+                request, result, ..
+            } => Some((request, result.ping_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers.len(), 3);
+    assert_eq!(
+        answers[0].1, answers[1].1,
+        "the retry gets the first answer"
+    );
+    assert_ne!(
+        answers[2].1, answers[0].1,
+        "another consumer gets its own auction"
+    );
+}

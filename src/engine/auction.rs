@@ -1697,6 +1697,22 @@ mod tests {
                         prop_assert_eq!(places, 1, "campaign {}", candidate.campaign);
                     }
 
+                    // With either, the totals compared are what the sale brings, and the choice
+                    // follows them.
+                    if let Some(either) = selection.either {
+                        let total: Money = selection.winners.iter().map(|w| w.price).sum();
+                        match mode {
+                            SaleMode::Exclusive => {
+                                prop_assert!(either.exclusive_total > either.shared_total);
+                                prop_assert_eq!(total, either.exclusive_total);
+                            }
+                            SaleMode::Shared => {
+                                prop_assert!(either.exclusive_total <= either.shared_total);
+                                prop_assert_eq!(total, either.shared_total);
+                            }
+                        }
+                    }
+
                     // First price strategies charge the campaign's own price.
                     for award in selection.winners.iter().chain(&selection.runners_up) {
                         if tree[usize::from(award.tier)] != Strategy::SecondPrice {

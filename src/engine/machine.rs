@@ -250,6 +250,8 @@ pub struct Engine {
     /// Auctions that ended, oldest first, with when: forgotten `AUCTION_RETENTION_MS` later.
     closed: VecDeque<(TimeUs, PingId)>,
     tokens: PingTokens,
+    /// Retries without a token: (seller, fingerprint of lead and consumer) → ping.
+    fingerprints: PingTokens,
     contacts: ContactHistory,
     ledger: LedgerTotals,
     pending: Pending,
@@ -319,6 +321,7 @@ impl Engine {
             // Sellers choose tokens and contact hashes: keyed hashing keeps one seller from
             // crafting keys that collide. The key comes from the seed, so replay agrees.
             tokens: PingTokens::new(seed.rotate_left(17) ^ 0x70_6b_74_6f_6b_65_6e),
+            fingerprints: PingTokens::new(seed.rotate_left(23) ^ 0x66_69_6e_67_65_72),
             contacts: ContactHistory::new(seed.rotate_left(31) ^ 0x63_6f_6e_74_61_63_74),
             ledger: LedgerTotals::default(),
             pending: Pending::default(),
@@ -462,6 +465,7 @@ impl Engine {
         sorted(&self.lead_to_ping).hash(&mut hasher);
         self.closed.hash(&mut hasher);
         self.tokens.digest_into(&mut hasher);
+        self.fingerprints.digest_into(&mut hasher);
         self.contacts.digest_into(&mut hasher);
         text(&self.ledger).hash(&mut hasher);
         hasher.finish()
@@ -577,6 +581,14 @@ impl Engine {
         // A retried ping gets the first one's answer, not a second auction.
         if ping.client_token != 0 {
             if let Some(ping_id) = self.tokens.lookup(seller_id, ping.client_token, now) {
+                self.answer_retry(now, request, seller_id, ping_id, is_direct);
+                return;
+            }
+        }
+        // Without a token, the same seller sending the same lead of the same consumer is a
+        // retry too (checked before the duplicate check, which would refuse it).
+        if let Some(fingerprint) = fingerprint(&ping.lead, ping.phone_hash, ping.email_hash) {
+            if let Some(ping_id) = self.fingerprints.lookup(seller_id, fingerprint, now) {
                 self.answer_retry(now, request, seller_id, ping_id, is_direct);
                 return;
             }
@@ -1890,6 +1902,10 @@ impl Engine {
                 if *client_token != 0 {
                     self.tokens.insert(*seller, *client_token, *ping_id, *at);
                 }
+                if let Some(fingerprint) = fingerprint(lead, *phone_hash, *email_hash) {
+                    self.fingerprints
+                        .insert(*seller, fingerprint, *ping_id, *at);
+                }
                 let hashes: Vec<Hash32> = phone_hash.iter().chain(email_hash).copied().collect();
                 self.contacts.record_ping(&hashes, *at);
                 self.auctions.insert(
@@ -2228,6 +2244,7 @@ impl Engine {
             }
         }
         self.tokens.expire(now);
+        self.fingerprints.expire(now);
         self.contacts.expire(now);
     }
 
@@ -2286,6 +2303,27 @@ impl Engine {
             counters.release(&held.budget);
         }
     }
+}
+
+/// A lead's fingerprint for retries without a client token: its view and its consumer's contact
+/// hashes, as one number. Only a ping that names its consumer (a phone or email hash) has one:
+/// two consumers in one postal code with the same highlights are different leads. FxHash is
+/// deterministic across processes, so replay computes the same fingerprints; a seller that
+/// crafts colliding fingerprints only confuses its own retries.
+fn fingerprint(lead: &LeadView<'_>, phone: Option<Hash32>, email: Option<Hash32>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+
+    if phone.is_none() && email.is_none() {
+        return None;
+    }
+    let mut hasher = rustc_hash::FxHasher::default();
+    lead.vertical.as_str().hash(&mut hasher);
+    lead.country.as_str().hash(&mut hasher);
+    lead.postal_code.as_str().hash(&mut hasher);
+    lead.attributes.as_wire_bytes().hash(&mut hasher);
+    phone.map(|h| h.0).hash(&mut hasher);
+    email.map(|h| h.0).hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 fn auction_seller(auctions: &FxHashMap<PingId, Auction>, ping_id: PingId) -> SellerId {
