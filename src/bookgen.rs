@@ -33,10 +33,10 @@ use crate::engine::geo::ZipTable;
 use crate::engine::preping::phone_hash;
 use crate::engine::types::{BuyerId, SellerId, TimeUs};
 use crate::protocol::{
-    AttributeKind, Attributes, Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, Caps,
-    Consent, Contact, Country, DeliveryMode, Effect, Filter, FilterCondition, Floor, LeadView,
-    Money, Ping, PingSaleMode, PostalCode, Pricing, PutMode, RequiredAttribute, SaleModes, Seller,
-    SellerPut, Status, Strategy, Symbol, TerritoryArea, TerritoryRule, Tier, VerticalPut, Window,
+    AttributeKind, Attributes, Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, Caps, Consent,
+    Contact, Country, DeliveryMode, Effect, Filter, FilterCondition, Floor, LeadView, Money, Ping,
+    PingSaleMode, PostalCode, Pricing, PutMode, RequiredAttribute, SaleModes, Seller, SellerPut,
+    Status, Strategy, Symbol, TerritoryArea, TerritoryRule, Tier, VerticalPut, Window,
 };
 
 /// Cents in a US dollar: every price here is written in dollars and stored in cents.
@@ -465,7 +465,12 @@ fn geo() -> &'static Geo {
             let center = zips
                 .iter()
                 .position(|zip| zip.code == metro.center)
-                .unwrap_or_else(|| panic!("metro {} center {} is not in the ZIP table", metro.name, metro.center));
+                .unwrap_or_else(|| {
+                    panic!(
+                        "metro {} center {} is not in the ZIP table",
+                        metro.name, metro.center
+                    )
+                });
             let c = zips[center];
             let cos_lat0 = c.lat.to_radians().cos();
             ranked.clear();
@@ -595,9 +600,11 @@ impl Vertical {
         let b = match self {
             Vertical::Solar => {
                 // Solar leads come mostly from owners, with bills between $40 and $500.
-                let b = b
-                    .bool("homeowner", rng.percent(88))
-                    .decimal("monthly_bill", monthly_bill_cents(rng), 2);
+                let b = b.bool("homeowner", rng.percent(88)).decimal(
+                    "monthly_bill",
+                    monthly_bill_cents(rng),
+                    2,
+                );
                 let b = if rng.percent(90) {
                     b.enum_value("roof_type", *pick_weighted(rng, ROOF_TYPES))
                 } else {
@@ -648,7 +655,10 @@ impl Vertical {
                 let b = b
                     .bool("currently_insured", rng.percent(75))
                     .integer("driver_age", rng.skewed(18, 85) as i64)
-                    .integer("vehicle_count", *pick_weighted(rng, &[(1, 55), (2, 32), (3, 10), (4, 3)]))
+                    .integer(
+                        "vehicle_count",
+                        *pick_weighted(rng, &[(1, 55), (2, 32), (3, 10), (4, 3)]),
+                    )
                     .integer("vehicle_year", 2027 - rng.skewed(0, 20) as i64);
                 let b = if rng.percent(80) {
                     b.integer(
@@ -739,7 +749,10 @@ impl Vertical {
             ),
             (Vertical::Mortgage, 3) => (
                 "property_type",
-                one_of(&["single_family", "townhouse", "condo", "multi_family"][..rng.range_usize(2, 4)]),
+                one_of(
+                    &["single_family", "townhouse", "condo", "multi_family"]
+                        [..rng.range_usize(2, 4)],
+                ),
             ),
             (Vertical::Mortgage, _) => (
                 "property_value",
@@ -748,7 +761,9 @@ impl Vertical {
                     max: 5_000_000,
                 },
             ),
-            (Vertical::AutoInsurance, 0) => ("currently_insured", FilterCondition::Is { value: true }),
+            (Vertical::AutoInsurance, 0) => {
+                ("currently_insured", FilterCondition::Is { value: true })
+            }
             (Vertical::AutoInsurance, 1) => (
                 "driver_age",
                 FilterCondition::IntRange {
@@ -830,12 +845,8 @@ const PROPERTY_TYPES: &[(&str, u32)] = &[
     ("multi_family", 6),
     ("manufactured", 4),
 ];
-const CREDIT_RATINGS: &[(&str, u32)] = &[
-    ("excellent", 25),
-    ("good", 40),
-    ("fair", 25),
-    ("poor", 10),
-];
+const CREDIT_RATINGS: &[(&str, u32)] =
+    &[("excellent", 25), ("good", 40), ("fair", 25), ("poor", 10)];
 const TIMEFRAMES: &[(&str, u32)] = &[
     ("asap", 30),
     ("within_month", 30),
@@ -958,7 +969,10 @@ struct BuyerPlan {
 pub fn generate(spec: &BookSpec) -> Vec<AdminChange> {
     assert!(!spec.verticals.is_empty(), "a book needs a vertical");
     assert!(spec.sellers > 0, "a book needs a seller");
-    assert!(spec.buyers > 0 || spec.campaigns == 0, "campaigns need buyers");
+    assert!(
+        spec.buyers > 0 || spec.campaigns == 0,
+        "campaigns need buyers"
+    );
     let geo = geo();
     let mut rng = SplitMix64::new(mix64(spec.seed));
     let mut changes = Vec::with_capacity(
@@ -1021,7 +1035,11 @@ pub fn generate(spec: &BookSpec) -> Vec<AdminChange> {
                 },
                 secret: Some(Cow::Owned(format!("buyer-{:016x}", rng.next_u64()))),
                 time_zone: Cow::Borrowed(zone),
-                budget_day: if budgeted { usd(rng.skewed(500, 10_000)) } else { 0 },
+                budget_day: if budgeted {
+                    usd(rng.skewed(500, 10_000))
+                } else {
+                    0
+                },
                 budget_month: if rng.percent(15) {
                     usd(rng.skewed(10_000, 200_000))
                 } else {
@@ -1069,7 +1087,11 @@ pub fn generate(spec: &BookSpec) -> Vec<AdminChange> {
                 secret: Some(Cow::Owned(format!("seller-{:016x}", rng.next_u64()))),
                 verticals: spec.verticals.iter().map(|v| symbol(v.name())).collect(),
                 margin_bps: u16::try_from(rng.range(8, 25) * 100).unwrap_or(1_000),
-                margin_fixed: if rng.percent(20) { rng.range(25, 150) } else { 0 },
+                margin_fixed: if rng.percent(20) {
+                    rng.range(25, 150)
+                } else {
+                    0
+                },
                 // A floor below most exclusive prices: it mostly bites on shared prices.
                 floors: if floored {
                     spec.verticals
@@ -1241,7 +1263,9 @@ fn primary_campaign(
         }
         (0, 45..=69) | (1, 15..=34) => {
             kind = "zip3";
-            let count = usize::try_from(rng.skewed(1, 8)).unwrap_or(1).min(metro.zip3s.len());
+            let count = usize::try_from(rng.skewed(1, 8))
+                .unwrap_or(1)
+                .min(metro.zip3s.len());
             for &zip3 in &metro.zip3s[..count] {
                 territory.push(include(zip3_rule(zip3)));
             }
@@ -1288,9 +1312,10 @@ fn primary_campaign(
             }
             "states" => {
                 let state = match &territory[rng.index(territory.len())].rule {
-                    TerritoryArea::Region { region, .. } => {
-                        STATES.iter().position(|s| s.code == region.as_ref()).unwrap_or(home_state)
-                    }
+                    TerritoryArea::Region { region, .. } => STATES
+                        .iter()
+                        .position(|s| s.code == region.as_ref())
+                        .unwrap_or(home_state),
                     _ => home_state,
                 };
                 let zips = &geo.by_state[state];
@@ -1586,9 +1611,15 @@ impl LeadGen {
         };
         let roll = rng.below(100);
         let (sale_mode, shared_buyers_max) = if roll < u64::from(self.spec.shared_pct) {
-            (PingSaleMode::Shared, u8::try_from(rng.range(2, 4)).unwrap_or(3))
+            (
+                PingSaleMode::Shared,
+                u8::try_from(rng.range(2, 4)).unwrap_or(3),
+            )
         } else if roll < u64::from(self.spec.shared_pct) + u64::from(self.spec.either_pct) {
-            (PingSaleMode::Either, u8::try_from(rng.range(2, 4)).unwrap_or(3))
+            (
+                PingSaleMode::Either,
+                u8::try_from(rng.range(2, 4)).unwrap_or(3),
+            )
         } else {
             (PingSaleMode::Exclusive, 0)
         };
@@ -1640,15 +1671,24 @@ impl LeadGen {
             certificate_id: Cow::Owned(format!("cert-{:016x}", mix64(consumer ^ self.spec.seed))),
             text_version: Cow::Borrowed("tcpa-2026-01"),
             consented_at: now.saturating_sub(60 * US_PER_S),
-            ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, u8::try_from(consumer % 250).unwrap_or(0) + 1)),
+            ip: IpAddr::V4(Ipv4Addr::new(
+                198,
+                51,
+                100,
+                u8::try_from(consumer % 250).unwrap_or(0) + 1,
+            )),
             user_agent: Cow::Borrowed("Mozilla/5.0"),
             page_url: Cow::Borrowed("https://quotes.example.com/"),
         }
     }
 }
 
-const FIRST_NAMES: &[&str] = &["Maria", "James", "Aisha", "Wei", "Carlos", "Emma", "Noah", "Priya"];
-const LAST_NAMES: &[&str] = &["Garcia", "Smith", "Johnson", "Nguyen", "Patel", "Brown", "Lee"];
+const FIRST_NAMES: &[&str] = &[
+    "Maria", "James", "Aisha", "Wei", "Carlos", "Emma", "Noah", "Priya",
+];
+const LAST_NAMES: &[&str] = &[
+    "Garcia", "Smith", "Johnson", "Nguyen", "Patel", "Brown", "Lee",
+];
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -1667,16 +1707,27 @@ mod tests {
         assert_eq!(geo.metros.len(), METROS.len() + SMALL_METROS.len());
         let without_metro: Vec<&str> = STATES
             .iter()
-            .filter(|state| !geo.metros.iter().any(|m| STATES[usize::from(m.state)].code == state.code))
+            .filter(|state| {
+                !geo.metros
+                    .iter()
+                    .any(|m| STATES[usize::from(m.state)].code == state.code)
+            })
             .map(|state| state.code)
             .collect();
-        assert!(without_metro.is_empty(), "states without a metro: {without_metro:?}");
+        assert!(
+            without_metro.is_empty(),
+            "states without a metro: {without_metro:?}"
+        );
         for (state, zips) in STATES.iter().zip(&geo.by_state) {
             assert!(!zips.is_empty(), "{} has ZIPs", state.code);
         }
         for metro in &geo.metros {
             assert_eq!(metro.near.len(), METRO_ZIPS);
-            assert_eq!(metro.near[0], metro.center, "{} is nearest itself", metro.name);
+            assert_eq!(
+                metro.near[0], metro.center,
+                "{} is nearest itself",
+                metro.name
+            );
         }
     }
 

@@ -521,11 +521,8 @@ impl Engine {
             .and_then(|()| check_consent(consent, now))
             .err();
         if let Some(reason) = reject {
-            self.outputs.push_back(Output::PostAnswer {
-                request,
-                seller,
-                result: unsold(0, 0, reason),
-            });
+            self.outputs
+                .push_back(refusal(request, seller, 0, reason, true));
             return;
         }
         self.open(
@@ -552,19 +549,8 @@ impl Engine {
             client_token: ping.client_token,
             reason: code(reason),
         });
-        self.outputs.push_back(if direct {
-            Output::PostAnswer {
-                request,
-                seller,
-                result: unsold(0, 0, reason),
-            }
-        } else {
-            Output::PingAnswer {
-                request,
-                seller,
-                result: no_sale(0, reason),
-            }
-        });
+        self.outputs
+            .push_back(refusal(request, seller, 0, reason, direct));
     }
 
     fn open(
@@ -904,20 +890,13 @@ impl Engine {
         direct: bool,
     ) {
         let Some(auction) = self.auctions.get(&ping_id) else {
-            let output = if direct {
-                Output::PostAnswer {
-                    request,
-                    seller,
-                    result: unsold(ping_id, 0, ErrorCode::DUPLICATE_LEAD),
-                }
-            } else {
-                Output::PingAnswer {
-                    request,
-                    seller,
-                    result: no_sale(ping_id, ErrorCode::DUPLICATE_LEAD),
-                }
-            };
-            self.outputs.push_back(output);
+            self.outputs.push_back(refusal(
+                request,
+                seller,
+                ping_id,
+                ErrorCode::DUPLICATE_LEAD,
+                direct,
+            ));
             return;
         };
         match (&auction.phase, direct) {
@@ -941,19 +920,13 @@ impl Engine {
             (Phase::Bidding | Phase::Offered { .. } | Phase::Posted { .. }, true) => {
                 self.pending.post_answers.insert(ping_id, request);
             }
-            _ => self.outputs.push_back(if direct {
-                Output::PostAnswer {
-                    request,
-                    seller,
-                    result: unsold(ping_id, 0, ErrorCode::DUPLICATE_LEAD),
-                }
-            } else {
-                Output::PingAnswer {
-                    request,
-                    seller,
-                    result: no_sale(ping_id, ErrorCode::DUPLICATE_LEAD),
-                }
-            }),
+            _ => self.outputs.push_back(refusal(
+                request,
+                seller,
+                ping_id,
+                ErrorCode::DUPLICATE_LEAD,
+                direct,
+            )),
         }
     }
 
@@ -2361,6 +2334,30 @@ fn no_sale_reason(excluded: &[Excluded], auction: Option<&Auction>) -> ErrorCode
         ErrorCode::OUTSIDE_SCHEDULE
     } else {
         ErrorCode::NO_MATCHING_CAMPAIGN
+    }
+}
+
+/// The answer that refuses a ping (`PING_RESULT` no sale) or a direct post (`POST_RESULT`
+/// unsold) with a reason.
+fn refusal(
+    request: RequestTag,
+    seller: SellerId,
+    ping_id: PingId,
+    reason: ErrorCode,
+    direct: bool,
+) -> Output {
+    if direct {
+        Output::PostAnswer {
+            request,
+            seller,
+            result: unsold(ping_id, 0, reason),
+        }
+    } else {
+        Output::PingAnswer {
+            request,
+            seller,
+            result: no_sale(ping_id, reason),
+        }
     }
 }
 

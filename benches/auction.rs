@@ -1,0 +1,404 @@
+//! Auction benchmark: per-auction latency of the engine over generated books of 1k, 10k and
+//! 100k campaigns on the real ZIP table, with the index's build time and memory.
+//!
+//! The book and leads come from `pingpost::bookgen` (ZIP lists, ZIP3s, states and radii around
+//! real metros, filters, schedules, caps, tiers, fixed prices and regional fallbacks). Every
+//! buyer takes fixed prices (`live_share_pct` 0), so each auction resolves inside its
+//! `handle_ping` call and one call is one whole auction.
+//!
+//! # What is measured
+//!
+//! Each auction is timed with `Instant` around `handle_ping` and moving its outputs and events
+//! out of the engine (what the daemon's engine thread does per ping; encoding, journaling and
+//! dropping them happen elsewhere), recorded in nanoseconds in an HDR histogram. The engine's
+//! state is kept as in production: virtual time advances 10 ms per ping (100 pings a second),
+//! 30 % of offers are posted 2 s after their answer (their reservations commit, so caps and
+//! budgets fill), the rest expire after the post window through `handle_timeout`. Posts and
+//! timeouts are timed into their own histograms. The first 2,000 pings of each size warm the
+//! caches and are not recorded.
+//!
+//! Build numbers: `generate` is bookgen's time; `compile` a one-off `Book::compile` of the
+//! whole book (the territory index included); `admin` the time of one `handle_admin` (a
+//! campaign's caps changed) on the loaded engine, which rebuilds the book; `index` the
+//! territory index's own memory estimate.
+//!
+//! Run: `cargo bench --bench auction`. `PINGPOST_BENCH_QUICK=1` runs 10,000 auctions per size
+//! instead of 100,000; `PINGPOST_BENCH_AUCTIONS=n` sets the count; `PINGPOST_BENCH_SIZES=1k,10k`
+//! picks sizes.
+
+// A bench: a failed setup should stop it loudly, and its small casts are of known ranges.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use pingpost::bookgen::{BookSpec, LeadGen, LeadSpec, SplitMix64, generate};
+use pingpost::engine::book::{AdminChange, Book, BookDefs};
+use pingpost::engine::events::Event;
+use pingpost::engine::machine::{Engine, EngineConfig, Output};
+use pingpost::engine::types::TimeUs;
+use pingpost::protocol::{CampaignPut, PingOutcome, PutMode};
+
+/// The daemon's allocator, so that allocation costs are the ones production pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Tuesday 2026-11-24 18:00 UTC: 13:00 in New York, 10:00 in Los Angeles, 08:00 in Honolulu,
+/// so business-hours schedules are open across the country for the whole run.
+const T0: TimeUs = 1_795_543_200_000_000;
+/// Virtual time between pings: 100 pings a second.
+const PING_INTERVAL_US: u64 = 10_000;
+/// Share of offers the seller posts; the others expire.
+const POST_PCT: u32 = 30;
+/// How long after its offer a seller posts.
+const POST_DELAY_US: u64 = 2_000_000;
+/// Pings run before recording, to warm caches and fill the engine's state.
+const WARMUP_PINGS: u64 = 2_000;
+const BOOK_SEED: u64 = 0xB00C_2026;
+const LEAD_SEED: u64 = 0x1EAD_2026;
+
+/// One size's results.
+struct Row {
+    label: String,
+    campaigns: usize,
+    rules: usize,
+    generate: Duration,
+    compile: Duration,
+    load: Duration,
+    admin: Duration,
+    index_bytes: usize,
+    rss_bytes_after: u64,
+    auctions: u64,
+    sold: u64,
+    rejected: u64,
+    matched: u64,
+    eligible: u64,
+    auction_ns: Histogram<u64>,
+    ping_only_ns: Histogram<u64>,
+    post_ns: Histogram<u64>,
+    timeout_ns: Histogram<u64>,
+    no_sale: Vec<(u16, u64)>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()
+}
+
+fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+    histogram.saturating_record(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+}
+
+/// Resident memory of this process, from `/proc/self/statm` (0 where there is none).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|text| text.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4_096)
+}
+
+/// Puts the generated book into a fresh engine and returns how long that took.
+fn install_book(engine: &mut Engine, changes: Vec<AdminChange>) -> Duration {
+    let started = Instant::now();
+    for change in changes {
+        engine.handle_admin(T0, change).unwrap();
+        while engine.poll_event().is_some() {}
+    }
+    started.elapsed()
+}
+
+fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
+    let spec = BookSpec::new(BOOK_SEED, campaigns);
+    let started = Instant::now();
+    let changes = generate(&spec);
+    let generate_time = started.elapsed();
+    let rules: usize = changes
+        .iter()
+        .map(|change| match change {
+            AdminChange::CampaignPut(put) => put.campaign.territory.len(),
+            _ => 0,
+        })
+        .sum();
+
+    // A one-off compile of the whole book, as a snapshot load or a replay would do it.
+    let mut defs = BookDefs::default();
+    for change in &changes {
+        defs.apply(change).unwrap();
+    }
+    let started = Instant::now();
+    let book = Book::compile(&defs, 1).unwrap();
+    let compile = started.elapsed();
+    let index_bytes = book.territory.memory_bytes();
+    let stats = book.territory.stats();
+    drop(book);
+    // One realistic edit for the admin timing: the first campaign's daily cap raised.
+    let mut edit = defs.campaigns.values().next().cloned().unwrap();
+    edit.caps.leads_day += 10;
+    drop(defs);
+
+    let mut engine = Engine::new(EngineConfig::default());
+    let load = install_book(&mut engine, changes);
+    let started = Instant::now();
+    engine
+        .handle_admin(
+            T0,
+            AdminChange::CampaignPut(CampaignPut {
+                mode: PutMode::Update,
+                campaign: edit,
+            }),
+        )
+        .unwrap();
+    let admin = started.elapsed();
+    while engine.poll_event().is_some() {}
+    println!(
+        "{label}: {campaigns} campaigns, {rules} territory rules; generate {:.0} ms, compile {:.0} ms, \
+         load {:.1} s, one admin change {:.0} ms; index {:.1} MiB {stats:?}",
+        generate_time.as_secs_f64() * 1e3,
+        compile.as_secs_f64() * 1e3,
+        load.as_secs_f64(),
+        admin.as_secs_f64() * 1e3,
+        index_bytes as f64 / f64::from(1 << 20),
+    );
+
+    let leads = LeadGen::new(LeadSpec::for_book(&spec, LEAD_SEED));
+    let mut rng = SplitMix64::new(LEAD_SEED ^ 0x9057);
+    let mut row = Row {
+        label: label.to_owned(),
+        campaigns,
+        rules,
+        generate: generate_time,
+        compile,
+        load,
+        admin,
+        index_bytes,
+        rss_bytes_after: 0,
+        auctions,
+        sold: 0,
+        rejected: 0,
+        matched: 0,
+        eligible: 0,
+        auction_ns: histogram(),
+        ping_only_ns: histogram(),
+        post_ns: histogram(),
+        timeout_ns: histogram(),
+        no_sale: Vec::new(),
+    };
+    // Reused buffers: outputs and events are moved here inside the timed region and looked
+    // at and dropped outside it.
+    let mut outputs: Vec<Output> = Vec::with_capacity(64);
+    let mut events: Vec<Event> = Vec::with_capacity(64);
+    // Posts to send: (when, ping id, lead number, seller).
+    let mut posts: VecDeque<(TimeUs, u64, u64, u64)> = VecDeque::new();
+    let mut tag = 0u64;
+
+    for i in 0..WARMUP_PINGS + auctions {
+        let now = T0 + i * PING_INTERVAL_US;
+        let measured = i >= WARMUP_PINGS;
+
+        // Expiries and posts that are due, each timed on its own.
+        if engine.poll_timeout().is_some_and(|at| at <= now) {
+            let started = Instant::now();
+            engine.handle_timeout(now);
+            outputs.extend(std::iter::from_fn(|| engine.poll_output()));
+            events.extend(std::iter::from_fn(|| engine.poll_event()));
+            if measured {
+                record(&mut row.timeout_ns, started.elapsed());
+            }
+            outputs.clear();
+            events.clear();
+        }
+        while posts.front().is_some_and(|&(at, ..)| at <= now) {
+            let (_, ping_id, lead, seller) = posts.pop_front().unwrap();
+            let contact = leads.contact(lead);
+            let consent = leads.consent(lead, now);
+            tag += 1;
+            let started = Instant::now();
+            engine.handle_post(now, tag, seller, ping_id, &contact, &consent);
+            outputs.extend(std::iter::from_fn(|| engine.poll_output()));
+            events.extend(std::iter::from_fn(|| engine.poll_event()));
+            if measured {
+                record(&mut row.post_ns, started.elapsed());
+            }
+            outputs.clear();
+            events.clear();
+        }
+
+        let lead = leads.lead(i);
+        tag += 1;
+        let started = Instant::now();
+        engine.handle_ping(now, tag, lead.seller, &lead.ping);
+        let pinged = started.elapsed();
+        outputs.extend(std::iter::from_fn(|| engine.poll_output()));
+        events.extend(std::iter::from_fn(|| engine.poll_event()));
+        let elapsed = started.elapsed();
+        if measured {
+            record(&mut row.auction_ns, elapsed);
+            record(&mut row.ping_only_ns, pinged);
+        }
+
+        for output in outputs.drain(..) {
+            let Output::PingAnswer { result, .. } = output else {
+                continue;
+            };
+            match result.outcome {
+                PingOutcome::Offer { .. } => {
+                    if measured {
+                        row.sold += 1;
+                    }
+                    if rng.percent(POST_PCT) {
+                        posts.push_back((now + POST_DELAY_US, result.ping_id, i, lead.seller));
+                    }
+                }
+                PingOutcome::NoSale { reason } if measured => {
+                    match row.no_sale.iter_mut().find(|(code, _)| *code == reason.0) {
+                        Some((_, count)) => *count += 1,
+                        None => row.no_sale.push((reason.0, 1)),
+                    }
+                }
+                PingOutcome::NoSale { .. } => {}
+            }
+        }
+        for event in events.drain(..) {
+            match event {
+                Event::PingOpened {
+                    candidates,
+                    offers,
+                    excluded,
+                    ..
+                } if measured => {
+                    row.matched += (candidates.len() + offers.len() + excluded.len()) as u64;
+                    row.eligible += (candidates.len() + offers.len()) as u64;
+                }
+                Event::PingRejected { .. } if measured => row.rejected += 1,
+                _ => {}
+            }
+        }
+    }
+    row.rss_bytes_after = rss_bytes();
+    row.no_sale
+        .sort_unstable_by_key(|&(_, count)| std::cmp::Reverse(count));
+    row
+}
+
+fn us(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1e3
+}
+
+fn print_tables(rows: &[Row]) {
+    println!();
+    println!("Book (index build and memory)");
+    println!(
+        "{:>5} {:>9} {:>9} {:>10} {:>11} {:>10} {:>10} {:>9} {:>10}",
+        "size",
+        "campaigns",
+        "rules",
+        "gen ms",
+        "compile ms",
+        "admin ms",
+        "load s",
+        "index MiB",
+        "RSS MiB"
+    );
+    for row in rows {
+        println!(
+            "{:>5} {:>9} {:>9} {:>10.0} {:>11.1} {:>10.1} {:>10.1} {:>9.1} {:>10.0}",
+            row.label,
+            row.campaigns,
+            row.rules,
+            row.generate.as_secs_f64() * 1e3,
+            row.compile.as_secs_f64() * 1e3,
+            row.admin.as_secs_f64() * 1e3,
+            row.load.as_secs_f64(),
+            row.index_bytes as f64 / f64::from(1 << 20),
+            row.rss_bytes_after as f64 / f64::from(1 << 20),
+        );
+    }
+    println!();
+    println!("Auctions (µs: handle_ping + moving its outputs and events out)");
+    println!(
+        "{:>5} {:>8} {:>6} {:>6} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>14} {:>14} {:>14}",
+        "size",
+        "pings",
+        "sold%",
+        "rej%",
+        "matched",
+        "eligible",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "mean",
+        "ping-only p50/p99",
+        "post p50/p99",
+        "timeout p50/p99"
+    );
+    for row in rows {
+        let h = &row.auction_ns;
+        let pings = row.auctions.max(1) as f64;
+        println!(
+            "{:>5} {:>8} {:>6.1} {:>6.1} {:>8.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>8.1} {:>9.2} {:>14} {:>14} {:>14}",
+            row.label,
+            row.auctions,
+            row.sold as f64 * 100.0 / pings,
+            row.rejected as f64 * 100.0 / pings,
+            row.matched as f64 / pings,
+            row.eligible as f64 / pings,
+            us(h, 0.5),
+            us(h, 0.9),
+            us(h, 0.99),
+            us(h, 0.999),
+            h.max() as f64 / 1e3,
+            h.mean() / 1e3,
+            format!(
+                "{:.2}/{:.2}",
+                us(&row.ping_only_ns, 0.5),
+                us(&row.ping_only_ns, 0.99)
+            ),
+            format!("{:.1}/{:.1}", us(&row.post_ns, 0.5), us(&row.post_ns, 0.99)),
+            format!(
+                "{:.1}/{:.1}",
+                us(&row.timeout_ns, 0.5),
+                us(&row.timeout_ns, 0.99)
+            ),
+        );
+    }
+    println!();
+    println!("No-sale reasons (code: share of pings)");
+    for row in rows {
+        let pings = row.auctions.max(1) as f64;
+        let reasons: Vec<String> = row
+            .no_sale
+            .iter()
+            .map(|&(code, count)| format!("{code}: {:.1}%", count as f64 * 100.0 / pings))
+            .collect();
+        println!("{:>5} {}", row.label, reasons.join(", "));
+    }
+    println!();
+    println!(
+        "matched: campaigns the territory index returned per ping (exclusions included); \
+         eligible: those that passed every check and were priced."
+    );
+}
+
+fn main() {
+    let quick = std::env::var_os("PINGPOST_BENCH_QUICK").is_some_and(|v| v != "0");
+    let auctions: u64 = std::env::var("PINGPOST_BENCH_AUCTIONS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(if quick { 10_000 } else { 100_000 });
+    let sizes = std::env::var("PINGPOST_BENCH_SIZES").unwrap_or_else(|_| "1k,10k,100k".into());
+    let mut rows = Vec::new();
+    for label in sizes.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let campaigns = match label {
+            "1k" => 1_000,
+            "10k" => 10_000,
+            "100k" => 100_000,
+            other => other
+                .parse()
+                .unwrap_or_else(|_| panic!("unknown size {other:?}")),
+        };
+        rows.push(run(label, campaigns, auctions));
+    }
+    print_tables(&rows);
+}
