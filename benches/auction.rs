@@ -14,17 +14,20 @@
 //! state is kept as in production: virtual time advances 10 ms per ping (100 pings a second),
 //! 30 % of offers are posted 2 s after their answer (their reservations commit, so caps and
 //! budgets fill), the rest expire after the post window through `handle_timeout`. Posts and
-//! timeouts are timed into their own histograms. The first 2,000 pings of each size warm the
-//! caches and are not recorded.
+//! timeouts are timed into their own histograms. The first 13,000 pings of each size (130 s of
+//! virtual time: the post window, the retention of ended auctions and 10 s) bring the engine's
+//! state and memory to their steady size and are not recorded. The allocator is the daemon's
+//! (mimalloc).
 //!
 //! Build numbers: `generate` is bookgen's time; `compile` a one-off `Book::compile` of the
-//! whole book (the territory index included); `admin` the time of one `handle_admin` (a
-//! campaign's caps changed) on the loaded engine, which rebuilds the book; `index` the
-//! territory index's own memory estimate.
+//! whole book (the territory index included); `load` putting the book into a fresh engine;
+//! `admin` one `handle_admin` on the loaded engine (a campaign's daily cap raised), which
+//! rebuilds the book; `index` the territory index's own memory estimate; RSS the process's
+//! resident memory after loading and after the auctions.
 //!
 //! Run: `cargo bench --bench auction`. `PINGPOST_BENCH_QUICK=1` runs 10,000 auctions per size
 //! instead of 100,000; `PINGPOST_BENCH_AUCTIONS=n` sets the count; `PINGPOST_BENCH_SIZES=1k,10k`
-//! picks sizes.
+//! picks sizes (a number is a campaign count).
 
 // A bench: a failed setup should stop it loudly, and its small casts are of known ranges.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
@@ -35,9 +38,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use pingpost::bookgen::{BookSpec, LeadGen, LeadSpec, SplitMix64, generate};
 use pingpost::engine::book::{AdminChange, Book, BookDefs};
-use pingpost::engine::events::Event;
+use pingpost::engine::events::{Event, Resolution};
 use pingpost::engine::machine::{Engine, EngineConfig, Output};
 use pingpost::engine::types::TimeUs;
+use pingpost::limits::{AUCTION_RETENTION_MS, POST_WINDOW_MS};
 use pingpost::protocol::{CampaignPut, PingOutcome, PutMode};
 
 /// The daemon's allocator, so that allocation costs are the ones production pays.
@@ -53,10 +57,28 @@ const PING_INTERVAL_US: u64 = 10_000;
 const POST_PCT: u32 = 30;
 /// How long after its offer a seller posts.
 const POST_DELAY_US: u64 = 2_000_000;
-/// Pings run before recording, to warm caches and fill the engine's state.
-const WARMUP_PINGS: u64 = 2_000;
+/// Pings run before recording: enough virtual time for offers to expire and ended auctions to
+/// be forgotten (the post window, then the retention, and 10 s more), so the engine's memory
+/// has reached its steady size. Before that, every new page the engine touches is a page fault,
+/// and with transparent huge pages one fault zeroes 2 MiB: 5 ms on the VM these numbers were
+/// taken on, which would be most of the tail.
+const WARMUP_PINGS: u64 =
+    (POST_WINDOW_MS as u64 + AUCTION_RETENTION_MS as u64 + 10_000) * 1_000 / PING_INTERVAL_US;
 const BOOK_SEED: u64 = 0xB00C_2026;
 const LEAD_SEED: u64 = 0x1EAD_2026;
+
+/// Puts the generated book into a fresh engine as one batch (one compile of the book) and
+/// returns how long that took.
+fn install_book(
+    engine: &mut Engine,
+    changes: Vec<AdminChange>,
+    _campaigns: usize,
+) -> Option<Duration> {
+    let started = Instant::now();
+    engine.handle_admin_batch(T0, changes).unwrap();
+    while engine.poll_event().is_some() {}
+    Some(started.elapsed())
+}
 
 /// One size's results.
 struct Row {
@@ -68,12 +90,16 @@ struct Row {
     load: Duration,
     admin: Duration,
     index_bytes: usize,
+    rss_bytes_loaded: u64,
     rss_bytes_after: u64,
     auctions: u64,
     sold: u64,
+    /// Sales whose winners are all fallback campaigns.
+    to_fallback: u64,
     rejected: u64,
     matched: u64,
     eligible: u64,
+    matched_per_ping: Histogram<u64>,
     auction_ns: Histogram<u64>,
     ping_only_ns: Histogram<u64>,
     post_ns: Histogram<u64>,
@@ -97,17 +123,7 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4_096)
 }
 
-/// Puts the generated book into a fresh engine and returns how long that took.
-fn install_book(engine: &mut Engine, changes: Vec<AdminChange>) -> Duration {
-    let started = Instant::now();
-    for change in changes {
-        engine.handle_admin(T0, change).unwrap();
-        while engine.poll_event().is_some() {}
-    }
-    started.elapsed()
-}
-
-fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
+fn run(label: &str, campaigns: usize, auctions: u64) -> Option<Row> {
     let spec = BookSpec::new(BOOK_SEED, campaigns);
     let started = Instant::now();
     let changes = generate(&spec);
@@ -135,9 +151,23 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
     let mut edit = defs.campaigns.values().next().cloned().unwrap();
     edit.caps.leads_day += 10;
     drop(defs);
+    println!(
+        "{label}: {campaigns} campaigns, {rules} territory rules; generate {:.0} ms, compile \
+         {:.0} ms; index {:.1} MiB {stats:?}",
+        generate_time.as_secs_f64() * 1e3,
+        compile.as_secs_f64() * 1e3,
+        index_bytes as f64 / f64::from(1 << 20),
+    );
 
     let mut engine = Engine::new(EngineConfig::default());
-    let load = install_book(&mut engine, changes);
+    let Some(load) = install_book(&mut engine, changes, campaigns) else {
+        println!(
+            "{label}: auctions skipped: {campaigns} campaigns cannot be loaded one admin change \
+             at a time (a whole-book compile per change); the engine needs a batch admin change"
+        );
+        return None;
+    };
+    let rss_bytes_loaded = rss_bytes();
     let started = Instant::now();
     engine
         .handle_admin(
@@ -150,16 +180,8 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
         .unwrap();
     let admin = started.elapsed();
     while engine.poll_event().is_some() {}
-    println!(
-        "{label}: {campaigns} campaigns, {rules} territory rules; generate {:.0} ms, compile {:.0} ms, \
-         load {:.1} s, one admin change {:.0} ms; index {:.1} MiB {stats:?}",
-        generate_time.as_secs_f64() * 1e3,
-        compile.as_secs_f64() * 1e3,
-        load.as_secs_f64(),
-        admin.as_secs_f64() * 1e3,
-        index_bytes as f64 / f64::from(1 << 20),
-    );
 
+    let primaries = (spec.campaigns - spec.fallback_campaigns()) as u64;
     let leads = LeadGen::new(LeadSpec::for_book(&spec, LEAD_SEED));
     let mut rng = SplitMix64::new(LEAD_SEED ^ 0x9057);
     let mut row = Row {
@@ -171,12 +193,15 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
         load,
         admin,
         index_bytes,
+        rss_bytes_loaded,
         rss_bytes_after: 0,
         auctions,
         sold: 0,
+        to_fallback: 0,
         rejected: 0,
         matched: 0,
         eligible: 0,
+        matched_per_ping: Histogram::new_with_bounds(1, 1 << 24, 3).unwrap(),
         auction_ns: histogram(),
         ping_only_ns: histogram(),
         post_ns: histogram(),
@@ -266,8 +291,16 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
                     excluded,
                     ..
                 } if measured => {
-                    row.matched += (candidates.len() + offers.len() + excluded.len()) as u64;
+                    let matched = (candidates.len() + offers.len() + excluded.len()) as u64;
+                    row.matched += matched;
                     row.eligible += (candidates.len() + offers.len()) as u64;
+                    row.matched_per_ping.saturating_record(matched.max(1));
+                }
+                Event::AuctionResolved {
+                    resolution: Resolution::Offer { winners, .. },
+                    ..
+                } if measured => {
+                    row.to_fallback += u64::from(winners.iter().all(|w| w.campaign > primaries));
                 }
                 Event::PingRejected { .. } if measured => row.rejected += 1,
                 _ => {}
@@ -277,84 +310,113 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
     row.rss_bytes_after = rss_bytes();
     row.no_sale
         .sort_unstable_by_key(|&(_, count)| std::cmp::Reverse(count));
-    row
+    Some(row)
 }
 
 fn us(histogram: &Histogram<u64>, quantile: f64) -> f64 {
     histogram.value_at_quantile(quantile) as f64 / 1e3
 }
 
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
 fn print_tables(rows: &[Row]) {
     println!();
-    println!("Book (index build and memory)");
+    println!("Book: build time and memory");
     println!(
-        "{:>5} {:>9} {:>9} {:>10} {:>11} {:>10} {:>10} {:>9} {:>10}",
+        "{:>5} {:>9} {:>9} {:>8} {:>11} {:>8} {:>9} {:>10} {:>11} {:>10}",
         "size",
         "campaigns",
         "rules",
         "gen ms",
         "compile ms",
-        "admin ms",
         "load s",
+        "admin ms",
         "index MiB",
-        "RSS MiB"
+        "RSS loaded",
+        "RSS after"
     );
     for row in rows {
         println!(
-            "{:>5} {:>9} {:>9} {:>10.0} {:>11.1} {:>10.1} {:>10.1} {:>9.1} {:>10.0}",
+            "{:>5} {:>9} {:>9} {:>8.0} {:>11.1} {:>8.2} {:>9.1} {:>10.1} {:>11.0} {:>10.0}",
             row.label,
             row.campaigns,
             row.rules,
             row.generate.as_secs_f64() * 1e3,
             row.compile.as_secs_f64() * 1e3,
-            row.admin.as_secs_f64() * 1e3,
             row.load.as_secs_f64(),
+            row.admin.as_secs_f64() * 1e3,
             row.index_bytes as f64 / f64::from(1 << 20),
-            row.rss_bytes_after as f64 / f64::from(1 << 20),
+            mib(row.rss_bytes_loaded),
+            mib(row.rss_bytes_after),
         );
     }
     println!();
-    println!("Auctions (µs: handle_ping + moving its outputs and events out)");
+    println!("Auction latency, µs (handle_ping + moving its outputs and events out)");
     println!(
-        "{:>5} {:>8} {:>6} {:>6} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>14} {:>14} {:>14}",
+        "{:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>16}",
         "size",
         "pings",
-        "sold%",
-        "rej%",
-        "matched",
-        "eligible",
         "p50",
         "p90",
         "p99",
         "p99.9",
         "max",
         "mean",
-        "ping-only p50/p99",
-        "post p50/p99",
-        "timeout p50/p99"
+        "ns/match",
+        "ping-only p50/99"
     );
     for row in rows {
         let h = &row.auction_ns;
         let pings = row.auctions.max(1) as f64;
         println!(
-            "{:>5} {:>8} {:>6.1} {:>6.1} {:>8.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>8.1} {:>9.2} {:>14} {:>14} {:>14}",
+            "{:>5} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>8.2} {:>9.0} {:>16}",
             row.label,
             row.auctions,
-            row.sold as f64 * 100.0 / pings,
-            row.rejected as f64 * 100.0 / pings,
-            row.matched as f64 / pings,
-            row.eligible as f64 / pings,
             us(h, 0.5),
             us(h, 0.9),
             us(h, 0.99),
             us(h, 0.999),
             h.max() as f64 / 1e3,
             h.mean() / 1e3,
+            h.mean() / (row.matched as f64 / pings).max(1.0),
             format!(
                 "{:.2}/{:.2}",
                 us(&row.ping_only_ns, 0.5),
                 us(&row.ping_only_ns, 0.99)
             ),
+        );
+    }
+    println!();
+    println!("Auction outcomes, and posts and timeouts (µs)");
+    println!(
+        "{:>5} {:>6} {:>9} {:>6} {:>8} {:>14} {:>9} {:>13} {:>16}",
+        "size",
+        "sold%",
+        "fallback%",
+        "rej%",
+        "matched",
+        "matched p50/99",
+        "eligible",
+        "post p50/99",
+        "timeout p50/99"
+    );
+    for row in rows {
+        let pings = row.auctions.max(1) as f64;
+        println!(
+            "{:>5} {:>6.1} {:>9.1} {:>6.1} {:>8.1} {:>14} {:>9.1} {:>13} {:>16}",
+            row.label,
+            row.sold as f64 * 100.0 / pings,
+            row.to_fallback as f64 * 100.0 / pings,
+            row.rejected as f64 * 100.0 / pings,
+            row.matched as f64 / pings,
+            format!(
+                "{}/{}",
+                row.matched_per_ping.value_at_quantile(0.5),
+                row.matched_per_ping.value_at_quantile(0.99)
+            ),
+            row.eligible as f64 / pings,
             format!("{:.1}/{:.1}", us(&row.post_ns, 0.5), us(&row.post_ns, 0.99)),
             format!(
                 "{:.1}/{:.1}",
@@ -376,8 +438,10 @@ fn print_tables(rows: &[Row]) {
     }
     println!();
     println!(
-        "matched: campaigns the territory index returned per ping (exclusions included); \
-         eligible: those that passed every check and were priced."
+        "matched: campaigns the territory index returned for a ping (its exclusions included); \
+         eligible: those that passed every check and were priced; ns/match: mean latency over \
+         mean matched; fallback%: pings sold only to fallback campaigns; rej%: refused before \
+         the auction (repeated consumers)."
     );
 }
 
@@ -398,7 +462,7 @@ fn main() {
                 .parse()
                 .unwrap_or_else(|_| panic!("unknown size {other:?}")),
         };
-        rows.push(run(label, campaigns, auctions));
+        rows.extend(run(label, campaigns, auctions));
     }
     print_tables(&rows);
 }

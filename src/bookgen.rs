@@ -14,7 +14,7 @@
 //!
 //! Everything follows from the seeds: no clock, no file, no thread. The ZIP table is the one the
 //! engine embeds ([`ZipTable::us`]); the state populations and metro areas are tables in this
-//! module. [`LeadGen::ping`] is a pure function of the generator's seed and the lead's number,
+//! module. [`LeadGen::lead`] is a pure function of the generator's seed and the lead's number,
 //! so a load generator's workers can draw disjoint ranges of one stream without sharing state.
 //!
 //! # Where the numbers come from
@@ -23,6 +23,39 @@
 //! metropolitan areas with an approximate population and a ZIP at their center, plus one metro
 //! for every state that has none of those, so that every state's buyers have a home. Prices,
 //! caps and attribute distributions are plausible values for US lead generation, not data.
+//!
+//! # The book's shape
+//!
+//! - **Buyers** are based in a metro drawn by population, in its state's main time zone: 60 %
+//!   local, 30 % regional, 10 % national. A quarter have a daily budget, 15 % a monthly one.
+//! - **Territories** follow the buyer's reach. Local: a list of the 5–200 ZIPs nearest the
+//!   metro's center (45 %), 1–8 ZIP3 prefixes (25 %) or a radius of 10–100 miles (30 %).
+//!   Regional: mostly 1–5 states of the buyer's census region, else as local. National: 8–35
+//!   states by population (80 %) or the whole country. 15 % of campaigns exclude a few ZIPs,
+//!   a ZIP3 or states.
+//! - **Campaigns** have 0–3 filters (30/35/25/10 %); weekday business hours (60 %), the same with
+//!   Saturday mornings (15 %) or no schedule; a daily cap of 5–200 (90 %), some hourly, weekly,
+//!   monthly, total and spend caps; tiers 0/1/2 (50/35/15 %); exclusive only (60 %), shared only
+//!   (10 %) or both; fixed prices in the vertical's range (exclusive $15–120, shared 25–45 % of
+//!   it), or live bids for live buyers; a 30- or 90-day duplicate look-back (70 %). 3 % are
+//!   paused.
+//! - **Leads**: 65 % around a metro (mostly near its center), the rest anywhere by state
+//!   population; 80 % exclusive, 8 % shared, 12 % either; 2 % repeat an earlier consumer.
+//!
+//! # Use
+//!
+//! ```
+//! use pingpost::bookgen::{BookSpec, LeadGen, LeadSpec, generate};
+//!
+//! let spec = BookSpec::new(7, 200);
+//! // Verticals, buyers, sellers, then campaigns: apply each with `Engine::handle_admin`.
+//! let changes = generate(&spec);
+//! assert_eq!(changes.len(), 4 + 20 + 4 + 20 + 200);
+//! // Lead 0 of a stream: `engine.handle_ping(now, tag, lead.seller, &lead.ping)`.
+//! let leads = LeadGen::new(LeadSpec::for_book(&spec, 1));
+//! let lead = leads.lead(0);
+//! assert!(spec.seller_ids().contains(&lead.seller));
+//! ```
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
@@ -71,7 +104,7 @@ impl SplitMix64 {
         Self { state: seed }
     }
 
-    /// An independent stream for item `index` of this seed: what [`LeadGen::ping`] uses so
+    /// An independent stream for item `index` of this seed: what [`LeadGen::lead`] uses so
     /// that lead `i` does not depend on leads `0..i`.
     pub const fn fork(seed: u64, index: u64) -> Self {
         Self::new(mix64(seed ^ mix64(index.wrapping_add(0x6C65_6164))))
@@ -1694,6 +1727,7 @@ const LAST_NAMES: &[&str] = &[
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::engine::events::{Event, Resolution};
     use crate::engine::machine::{Engine, EngineConfig, Output};
     use crate::protocol::PingOutcome;
 
@@ -1774,12 +1808,14 @@ mod tests {
         let spec = BookSpec::new(11, 1_000);
         let mut engine = engine_with(generate(&spec));
         assert_eq!(engine.book().campaign_count(), 1_000);
+        let primaries = (spec.campaigns - spec.fallback_campaigns()) as u64;
 
         let leads = LeadGen::new(LeadSpec::for_book(&spec, 5));
-        let (mut offers, mut rejected) = (0u32, 0u32);
+        let (mut offers, mut to_primaries, mut rejected) = (0u32, 0u32, 0u32);
         for i in 0..1_000u64 {
             let lead = leads.lead(i);
-            // A second apart, so that caps fill as in a real hour and nothing expires.
+            // A tenth of a second apart: caps fill as in a busy quarter of an hour, and no
+            // offer expires.
             let now = TUESDAY_NOON + i * US_PER_S / 10;
             engine.handle_ping(now, i, lead.seller, &lead.ping);
             while let Some(output) = engine.poll_output() {
@@ -1791,11 +1827,26 @@ mod tests {
                     }
                 }
             }
-            while engine.poll_event().is_some() {}
+            while let Some(event) = engine.poll_event() {
+                if let Event::AuctionResolved {
+                    resolution: Resolution::Offer { winners, .. },
+                    ..
+                } = event
+                {
+                    to_primaries += u32::from(winners.iter().any(|w| w.campaign <= primaries));
+                }
+            }
         }
-        println!("offers: {offers} of 1000 leads; pre-ping rejections: {rejected}");
+        println!(
+            "of 1000 leads: {offers} got an offer, {to_primaries} from a primary campaign \
+             (the rest from a fallback); {rejected} failed pre-ping"
+        );
         assert!(offers >= 500, "only {offers} of 1000 leads got an offer");
-        // Only duplicates (2 %) should fail pre-ping: every lead is well formed.
+        assert!(
+            to_primaries >= 500,
+            "only {to_primaries} of 1000 leads got a primary campaign's offer"
+        );
+        // Only repeated consumers (2 %) should fail pre-ping: every lead is well formed.
         assert!(rejected <= 50, "{rejected} leads failed pre-ping");
     }
 }

@@ -1016,3 +1016,26 @@ fn a_retry_without_a_token_is_known_by_its_consumer_and_lead() {
         "another consumer gets its own auction"
     );
 }
+
+#[test]
+fn an_admin_batch_is_all_or_nothing() {
+    let mut engine = seed_engine();
+    let version = engine.book().version;
+    let good = AdminChange::SetStatus(pingpost::protocol::SetStatus {
+        target: pingpost::protocol::StatusTarget::Campaign,
+        id: 101,
+        status: Status::Paused,
+    });
+    let bad = AdminChange::CampaignRemove {
+        campaign_id: 424_242,
+    };
+    let error = engine
+        .handle_admin_batch(T0, vec![good.clone(), bad])
+        .expect_err("an unknown campaign refuses the batch");
+    assert_eq!(error.code, ErrorCode::NOT_FOUND);
+    assert_eq!(engine.book().version, version, "nothing changed");
+    assert!(engine.book().campaign_by_id(101).expect("campaign").active);
+    let version = engine.handle_admin_batch(T0, vec![good]).expect("applies");
+    assert_eq!(engine.book().version, version);
+    assert!(!engine.book().campaign_by_id(101).expect("campaign").active);
+}

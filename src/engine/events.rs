@@ -68,11 +68,12 @@ pub enum Resolution {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum Event {
-    /// An admin change was applied; the book is now at `version`.
+    /// Admin changes were applied, in order, as one step; the book is now at `version`. A
+    /// batch (loading a whole book) compiles the book once, not once per change.
     BookChanged {
         at: TimeUs,
         version: u64,
-        change: AdminChange,
+        changes: Vec<AdminChange>,
     },
     /// A ping failed pre-ping; no buyer saw it.
     PingRejected {

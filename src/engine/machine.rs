@@ -257,6 +257,8 @@ pub struct Engine {
     pending: Pending,
     outputs: VecDeque<Output>,
     events: VecDeque<Event>,
+    /// The book `handle_admin_batch` compiled, waiting for its event's `apply` (a cache).
+    compiled: Option<Book>,
     /// Reused buffers of the auction path.
     matches: TerritoryMatches,
     selector: Selector,
@@ -327,6 +329,7 @@ impl Engine {
             pending: Pending::default(),
             outputs: VecDeque::new(),
             events: VecDeque::new(),
+            compiled: None,
             matches: TerritoryMatches::default(),
             selector: Selector::default(),
         }
@@ -477,16 +480,31 @@ impl Engine {
     /// Applies an admin change: the book is rebuilt and swapped in whole; auctions in flight
     /// keep the snapshot they started with. Returns the new book version.
     pub fn handle_admin(&mut self, now: TimeUs, change: AdminChange) -> Result<u64, AdminError> {
+        self.handle_admin_batch(now, vec![change])
+    }
+
+    /// Applies several admin changes as one step: all of them or none (the first refusal is
+    /// returned and nothing changes), with one compilation of the book. Loading a book of
+    /// many campaigns goes through here; one change at a time would compile the book once per
+    /// campaign.
+    pub fn handle_admin_batch(
+        &mut self,
+        now: TimeUs,
+        changes: Vec<AdminChange>,
+    ) -> Result<u64, AdminError> {
         let mut defs = self.defs.clone();
-        defs.apply(&change)?;
+        for change in &changes {
+            defs.apply(change)?;
+        }
         let version = self.book.version + 1;
-        // Compile once here to refuse a bad change before it is journaled; apply compiles the
-        // same definitions again (a replay has no other way to get the book).
-        Book::compile(&defs, version)?;
+        // Compiled here to refuse a bad change before it is journaled, and kept so that
+        // `apply` installs it instead of compiling the same definitions again.
+        let book = Book::compile(&defs, version)?;
+        self.compiled = Some(book);
         self.emit(Event::BookChanged {
             at: now,
             version,
-            change,
+            changes,
         });
         Ok(version)
     }
@@ -1835,13 +1853,20 @@ impl Engine {
     fn apply_state(&mut self, event: &Event) {
         match event {
             Event::BookChanged {
-                version, change, ..
+                version, changes, ..
             } => {
-                self.defs
-                    .apply(change)
-                    .unwrap_or_else(|error| panic!("journaled admin change must apply: {error}"));
-                let book = Book::compile(&self.defs, *version)
-                    .unwrap_or_else(|error| panic!("journaled book must compile: {error}"));
+                for change in changes {
+                    self.defs.apply(change).unwrap_or_else(|error| {
+                        panic!("journaled admin change must apply: {error}")
+                    });
+                }
+                // The live engine compiled this very book before emitting the event; replay
+                // compiles it here.
+                let book = match self.compiled.take() {
+                    Some(book) if book.version == *version => book,
+                    _ => Book::compile(&self.defs, *version)
+                        .unwrap_or_else(|error| panic!("journaled book must compile: {error}")),
+                };
                 self.clocks = book
                     .zones
                     .iter()
