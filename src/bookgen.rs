@@ -48,7 +48,8 @@
 //! use pingpost::bookgen::{BookSpec, LeadGen, LeadSpec, generate};
 //!
 //! let spec = BookSpec::new(7, 200);
-//! // Verticals, buyers, sellers, then campaigns: apply each with `Engine::handle_admin`.
+//! // Verticals, buyers, sellers, then campaigns: `Engine::handle_admin_batch` loads them all
+//! // with one compile of the book (`handle_admin` one at a time compiles it per change).
 //! let changes = generate(&spec);
 //! assert_eq!(changes.len(), 4 + 20 + 4 + 20 + 200);
 //! // Lead 0 of a stream: `engine.handle_ping(now, tag, lead.seller, &lead.ping)`.
@@ -1801,6 +1802,16 @@ mod tests {
         }
         while engine.poll_event().is_some() {}
         engine
+    }
+
+    #[test]
+    fn a_large_book_loads_as_one_batch() {
+        let spec = BookSpec::new(3, 10_000);
+        let mut engine = Engine::new(EngineConfig::default());
+        engine
+            .handle_admin_batch(TUESDAY_NOON, generate(&spec))
+            .unwrap_or_else(|error| panic!("refused: {error}"));
+        assert_eq!(engine.book().campaign_count(), 10_000);
     }
 
     #[test]
