@@ -173,6 +173,26 @@ fn seed_engine() -> Engine {
     engine
 }
 
+/// A market of one stored buyer (50) with one fixed-price campaign (500, $30 exclusive).
+fn one_fixed_price_campaign(caps: Caps) -> Engine {
+    let mut engine = Engine::new(EngineConfig::default());
+    vertical(&mut engine);
+    buyer(&mut engine, 50, DeliveryMode::Stored);
+    campaign(
+        &mut engine,
+        500,
+        50,
+        CampaignRole::Primary,
+        Pricing::Fixed {
+            exclusive_price: 3_000,
+            shared_price: 0,
+        },
+        caps,
+    );
+    drain(&mut engine);
+    engine
+}
+
 fn solar_ping(client_token: u64) -> pingpost::protocol::Ping<'static> {
     pingpost::protocol::Ping {
         client_token,
@@ -477,24 +497,10 @@ fn an_unanswered_delivery_cascades_after_its_deadline_and_the_fallback_ends_the_
 
 #[test]
 fn a_daily_cap_counts_reservations_and_expiry_gives_the_unit_back() {
-    let mut engine = Engine::new(EngineConfig::default());
-    vertical(&mut engine);
-    buyer(&mut engine, 50, DeliveryMode::Stored);
-    campaign(
-        &mut engine,
-        500,
-        50,
-        CampaignRole::Primary,
-        Pricing::Fixed {
-            exclusive_price: 3_000,
-            shared_price: 0,
-        },
-        Caps {
-            leads_day: 1,
-            ..no_caps()
-        },
-    );
-    drain(&mut engine);
+    let mut engine = one_fixed_price_campaign(Caps {
+        leads_day: 1,
+        ..no_caps()
+    });
 
     engine.handle_ping(T0, 1, SELLER, &solar_ping(0));
     let first = drain(&mut engine);
@@ -528,21 +534,7 @@ fn a_daily_cap_counts_reservations_and_expiry_gives_the_unit_back() {
 
 #[test]
 fn a_retried_ping_gets_the_first_answer_not_a_second_auction() {
-    let mut engine = Engine::new(EngineConfig::default());
-    vertical(&mut engine);
-    buyer(&mut engine, 50, DeliveryMode::Stored);
-    campaign(
-        &mut engine,
-        500,
-        50,
-        CampaignRole::Primary,
-        Pricing::Fixed {
-            exclusive_price: 3_000,
-            shared_price: 0,
-        },
-        no_caps(),
-    );
-    drain(&mut engine);
+    let mut engine = one_fixed_price_campaign(no_caps());
     engine.handle_ping(T0, 1, SELLER, &solar_ping(42));
     engine.handle_ping(T0 + MS, 2, SELLER, &solar_ping(42));
     let answers: Vec<u64> = drain(&mut engine)
@@ -975,21 +967,7 @@ fn a_leads_trace_tells_its_life_with_every_left_out_campaign_and_why() {
 fn a_retry_without_a_token_is_known_by_its_consumer_and_lead() {
     use pingpost::protocol::Hash32;
 
-    let mut engine = Engine::new(EngineConfig::default());
-    vertical(&mut engine);
-    buyer(&mut engine, 50, DeliveryMode::Stored);
-    campaign(
-        &mut engine,
-        500,
-        50,
-        CampaignRole::Primary,
-        Pricing::Fixed {
-            exclusive_price: 3_000,
-            shared_price: 0,
-        },
-        no_caps(),
-    );
-    drain(&mut engine);
+    let mut engine = one_fixed_price_campaign(no_caps());
     let mut ping = solar_ping(0);
     ping.phone_hash = Some(Hash32([7; 32]));
     engine.handle_ping(T0, 1, SELLER, &ping);

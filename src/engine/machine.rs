@@ -289,6 +289,30 @@ fn fixed_price(campaign: &CompiledCampaign, mode: SaleMode) -> Option<Money> {
     }
 }
 
+/// A campaign with its prices, as selection ranks it.
+fn priced(
+    campaign: &CompiledCampaign,
+    exclusive_price: Option<Money>,
+    shared_price: Option<Money>,
+    answered_at: TimeUs,
+    last_selected: u64,
+) -> Candidate {
+    Candidate {
+        campaign: campaign.id,
+        buyer: campaign.buyer,
+        tier: campaign.tier,
+        weight: campaign.weight,
+        exclusive_price,
+        shared_price,
+        adjust_bps: match campaign.pricing {
+            Pricing::LiveBid { adjust_bps, .. } => adjust_bps,
+            Pricing::Fixed { .. } => 0,
+        },
+        answered_at,
+        last_selected,
+    }
+}
+
 fn allows(request: PingSaleMode, mode: SaleMode) -> bool {
     matches!(
         (request, mode),
@@ -883,20 +907,14 @@ impl Engine {
         shared_price: Option<Money>,
         answered_at: TimeUs,
     ) -> Candidate {
-        Candidate {
-            campaign: campaign.id,
-            buyer: campaign.buyer,
-            tier: campaign.tier,
-            weight: campaign.weight,
+        let last_selected = self.last_selected.get(&campaign.id).copied().unwrap_or(0);
+        priced(
+            campaign,
             exclusive_price,
             shared_price,
-            adjust_bps: match campaign.pricing {
-                Pricing::LiveBid { adjust_bps, .. } => adjust_bps,
-                Pricing::Fixed { .. } => 0,
-            },
             answered_at,
-            last_selected: self.last_selected.get(&campaign.id).copied().unwrap_or(0),
-        }
+            last_selected,
+        )
     }
 
     fn answer_retry(
@@ -1945,6 +1963,7 @@ impl Engine {
                 let Some(auction) = self.auctions.get_mut(ping_id) else {
                     return;
                 };
+                let book = Arc::clone(&auction.book);
                 let Some(position) = auction
                     .awaiting
                     .iter()
@@ -1955,7 +1974,7 @@ impl Engine {
                 let offer = auction.awaiting.swap_remove(position);
                 match price {
                     Some(price) => {
-                        let Some(compiled) = auction.book.campaign_by_id(*campaign) else {
+                        let Some(compiled) = book.campaign_by_id(*campaign) else {
                             return;
                         };
                         auction.bidders.push((*campaign, offer.buyer));
@@ -1963,20 +1982,13 @@ impl Engine {
                             SaleMode::Exclusive => (Some(*price), None),
                             SaleMode::Shared => (None, Some(*price)),
                         };
-                        auction.candidates.push(Candidate {
-                            campaign: *campaign,
-                            buyer: offer.buyer,
-                            tier: compiled.tier,
-                            weight: compiled.weight,
+                        auction.candidates.push(priced(
+                            compiled,
                             exclusive_price,
                             shared_price,
-                            adjust_bps: match compiled.pricing {
-                                Pricing::LiveBid { adjust_bps, .. } => adjust_bps,
-                                Pricing::Fixed { .. } => 0,
-                            },
-                            answered_at: *at,
+                            *at,
                             last_selected,
-                        });
+                        ));
                     }
                     None => auction.excluded.push(Excluded {
                         campaign: *campaign,
