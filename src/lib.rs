@@ -8,3 +8,4 @@ pub mod client;
 pub mod engine;
 pub mod limits;
 pub mod protocol;
+pub mod server;

@@ -142,6 +142,50 @@ pub const CLIENT_COMMAND_QUEUE_LEN: usize = 1024;
 /// the client's pending-request table even against a server that announces `u32::MAX`.
 pub const CLIENT_IN_FLIGHT_MAX: u32 = 65_536;
 
+// The daemon (src/server/).
+
+/// The address `pingpost serve` listens on without configuration: loopback only, so that a
+/// newcomer's first run is not reachable from the network.
+pub const LISTEN_ADDR_DEFAULT: &str = "127.0.0.1:7400";
+/// Open connections the daemon serves at once; one more is told `TOO_MANY_CONNECTIONS` and
+/// closed. Aggregators hold tens of persistent connections and live buyers one each; 4,096
+/// leaves room for thousands of buyers while bounding the memory of per-connection buffers
+/// (each session's queue and read buffer) to well under a gigabyte.
+pub const CONNECTIONS_MAX: usize = 4_096;
+/// Frames queued for one session's socket. A session that lets this many pile up is not
+/// reading; it is closed with `SLOW_CONSUMER` instead of growing memory or holding up the
+/// exchange thread. Deep enough for a full pipeline of answers (`IN_FLIGHT_MAX`) and a burst of
+/// offers behind them.
+pub const SESSION_QUEUE_LEN: usize = 4_096;
+/// Bytes a session reads from its socket per call: a batch of pipelined pings (about 150 bytes
+/// each) in one system call.
+pub const SESSION_READ_CHUNK_LEN: usize = 64 * 1024;
+/// Frames a session writer encodes before it writes them in one system call: batching answers
+/// to a pipelined burst, bounded so that one writer cannot hold a huge buffer.
+pub const SESSION_WRITE_BATCH_MAX: usize = 256;
+/// Offers and deliveries a session remembers as awaiting the buyer's answer, to tell a real
+/// answer from an `UNEXPECTED_MESSAGE`. Beyond it the oldest are forgotten (their auctions are
+/// over long before): a buyer flooded with more unanswered offers than this is failing anyway.
+pub const SESSION_SERVER_REQUESTS_MAX: usize = 65_536;
+/// Commands the sessions may queue for the exchange thread. When full, a request is answered
+/// `OVERLOADED` at once rather than queued: a seller with a deadline is better served by a fast
+/// refusal than by a ping that waits behind a backlog it cannot see.
+pub const EXCHANGE_QUEUE_LEN: usize = 65_536;
+/// Commands the exchange thread takes per turn before it hands events to the journal and
+/// releases durable outputs: large enough to batch a burst, small enough that releases are not
+/// delayed behind a long backlog.
+pub const EXCHANGE_COMMANDS_PER_TURN_MAX: usize = 1_024;
+/// Answers a live buyer must have given before its answer time is trusted to skip it as too
+/// slow: one slow first answer (a cold start) does not exclude a buyer.
+pub const BUYER_LATENCY_SAMPLES_MIN: u32 = 8;
+/// A buyer skipped as too slow is still asked once per this many offers, so that a buyer that
+/// got faster is noticed.
+pub const OFFER_PROBE_EVERY: u32 = 16;
+/// Milliseconds the daemon waits at shutdown for auctions in flight to be answered (their
+/// bidding ends within the sellers' deadlines, which are seconds at most) before it flushes
+/// the journal and exits regardless.
+pub const SHUTDOWN_DRAIN_MS: u32 = 10_000;
+
 // The auction engine (src/engine/).
 
 /// Milliseconds a seller has to post after its `PING_RESULT`. Sellers post within seconds of

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod frame_tool;
+mod serve;
 
 /// mimalloc: the exchange allocates many small, short-lived buffers across threads, where
 /// mimalloc's per-thread free lists beat the system allocator.
@@ -25,8 +27,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the exchange daemon.
-    Serve,
+    /// Run the exchange daemon. With no options: loopback, the embedded default book, a
+    /// journal in ./pingpost-data.
+    Serve(serve::ServeArgs),
+    /// Play the seed's worked example against an in-process daemon, step by step.
+    Demo,
+    /// Print the stored form of a secret, for `secret_hash` in a configuration file.
+    HashSecret {
+        /// The secret; read from standard input if absent.
+        secret: Option<String>,
+    },
     /// Decode and encode single protocol frames, for people writing their own clients.
     #[command(subcommand)]
     Frame(FrameCommand),
@@ -52,12 +62,18 @@ enum FrameCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve => {
-            eprintln!(
-                "pingpost serve: the daemon is not part of this build yet; \
-                 this build ships the wire protocol, its codec and the client library"
-            );
-            ExitCode::from(2)
+        Command::Serve(args) => serve::run(args),
+        Command::Demo => demo::run(),
+        Command::HashSecret { secret } => {
+            let secret = match secret.map_or_else(read_stdin, Ok) {
+                Ok(secret) => secret.trim_end_matches(['\r', '\n']).to_owned(),
+                Err(error) => {
+                    eprintln!("pingpost hash-secret: cannot read standard input: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            println!("{}", pingpost::server::auth::hash_secret(&secret));
+            ExitCode::SUCCESS
         }
         Command::Frame(command) => {
             let (input, run) = match command {

@@ -199,6 +199,12 @@ codes!(ErrorCode {
     OVER_CAPACITY = 601,
     /// The buyer's own hours are closed (`NO_BID`).
     OUTSIDE_HOURS = 602,
+    /// The exchange answered for a live buyer that has no session: the offer was not sent
+    /// (recorded as the campaign's `NO_BID`).
+    BUYER_NOT_CONNECTED = 603,
+    /// The exchange answered for a live buyer whose recent answers took longer than the
+    /// offer's time: the offer was not sent (recorded as the campaign's `NO_BID`).
+    BUYER_TOO_SLOW = 604,
     /// Another bid won (`AUCTION_LOST`).
     OUTBID = 610,
     /// The bid arrived after `bid_within_ms` (`AUCTION_LOST`).

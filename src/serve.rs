@@ -1,0 +1,152 @@
+//! `pingpost serve`: configuration, start-up banner, signals.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use pingpost::server::config::{ConfigFile, FsyncPolicy};
+use pingpost::server::default_book::{default_config_file, default_credentials_text};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file (see `--print-default-config`); without it, the embedded
+    /// default book and credentials.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The address to listen on, e.g. 127.0.0.1:7400 (port 0: any free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// The journal's directory.
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// When the journal syncs: always, interval=<ms>, never.
+    #[arg(long)]
+    fsync: Option<FsyncPolicy>,
+    /// Print the embedded default configuration as TOML and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    if args.print_default_config {
+        return match default_config_file().to_toml() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("pingpost serve: {error}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let embedded = args.config.is_none();
+    let file = match &args.config {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => match ConfigFile::parse(&text) {
+                Ok(file) => file,
+                Err(error) => {
+                    eprintln!("pingpost serve: {}: {error}", path.display());
+                    return ExitCode::from(2);
+                }
+            },
+            Err(error) => {
+                eprintln!("pingpost serve: cannot read {}: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => default_config_file(),
+    };
+    let mut config = match file.check() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("pingpost serve: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(listen) = args.listen {
+        match listen.parse() {
+            Ok(addr) => config.listen = addr,
+            Err(_) => {
+                eprintln!(
+                    "pingpost serve: --listen {listen:?} is not an address like 127.0.0.1:7400"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(journal) = args.journal {
+        config.journal_dir = journal;
+    }
+    if let Some(fsync) = args.fsync {
+        config.fsync = fsync;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("pingpost serve: cannot start the runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        let journal_dir = config.journal_dir.clone();
+        let fsync = config.fsync;
+        let mut server = match pingpost::server::start(config).await {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("pingpost serve: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("listening on {}", server.addr);
+        println!(
+            "journal {} (fsync {fsync}), {} records recovered",
+            journal_dir.display(),
+            server.recovered_records
+        );
+        if embedded {
+            println!("embedded default book; credentials:\n{}", default_credentials_text());
+        }
+        tokio::select! {
+            () = shutdown_signal() => {
+                println!("shutting down: answering what is in flight, flushing the journal");
+                match server.shutdown().await {
+                    Ok(()) => {
+                        println!("stopped cleanly");
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => {
+                        eprintln!("pingpost serve: the journal failed at shutdown: {error}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            error = server.failed() => {
+                eprintln!("pingpost serve: stopping, the journal failed: {error}; restart to recover");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

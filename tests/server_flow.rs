@@ -1,0 +1,388 @@
+//! The daemon over loopback, through the client library: the seed's worked example, fallback,
+//! cascade, deliveries that survive a disconnect, and roles.
+
+#![allow(clippy::unwrap_used)]
+
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use pingpost::client::{Client, ClientError, LoginParams, ServerEvent};
+use pingpost::protocol::{
+    Attributes, Consent, Contact, Country, ErrorCode, LeadView, Ping, PingOutcome, PingResult,
+    PingSaleMode, Post, PostOutcome, PostResult, PostalCode, Role, SaleMode, Symbol,
+};
+use pingpost::server::default_book::{
+    DEFAULT_ADMIN, DEFAULT_BUYER_SECRET, DEFAULT_SELLER, FALLBACK_BUYER, SEED_BUYERS,
+    default_config_file,
+};
+use pingpost::server::{RunningServer, start};
+
+/// Bound on every wait in these tests: long enough for a loaded CI machine, short enough that
+/// a hang fails the test instead of the run.
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn server(dir: &std::path::Path) -> RunningServer {
+    let mut config = default_config_file().check().unwrap();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.journal_dir = dir.to_path_buf();
+    start(config).await.unwrap()
+}
+
+async fn seller(addr: SocketAddr) -> Client {
+    Client::connect(
+        addr,
+        LoginParams::new(Role::Seller, DEFAULT_SELLER.0, DEFAULT_SELLER.1),
+    )
+    .await
+    .unwrap()
+}
+
+async fn buyer(addr: SocketAddr, id: u64, last_delivery_seq: u64) -> Client {
+    let mut login = LoginParams::new(Role::Buyer, id, DEFAULT_BUYER_SECRET);
+    login.last_delivery_seq = last_delivery_seq;
+    Client::connect(addr, login).await.unwrap()
+}
+
+fn solar_ping(client_token: u64) -> Ping<'static> {
+    Ping {
+        client_token,
+        lead: LeadView {
+            vertical: Symbol::new("solar").unwrap(),
+            country: Country::new("DE").unwrap(),
+            postal_code: PostalCode::new("80331").unwrap(),
+            attributes: Attributes::builder()
+                .bool("homeowner", true)
+                .decimal("monthly_bill", 14_550, 2)
+                .build()
+                .unwrap(),
+        },
+        phone_hash: None,
+        email_hash: None,
+        sale_mode: PingSaleMode::Exclusive,
+        shared_buyers_max: 0,
+        timeout_ms: 2_000,
+    }
+}
+
+fn contact() -> Contact<'static> {
+    Contact {
+        first_name: Cow::Borrowed("Jana"),
+        last_name: Cow::Borrowed("Muster"),
+        phone: Cow::Borrowed("+4989555014200"),
+        email: Cow::Borrowed("jana.muster@example.com"),
+        street: Cow::Borrowed("Marienplatz 8"),
+        city: Cow::Borrowed("München"),
+        region: Cow::Borrowed("BY"),
+    }
+}
+
+fn consent() -> Consent<'static> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    Consent {
+        certificate_id: Cow::Borrowed("cert-7d1c"),
+        text_version: Cow::Borrowed("solar-2026-03"),
+        consented_at: u64::try_from(now).unwrap() - 60_000_000,
+        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
+        user_agent: Cow::Borrowed("Mozilla/5.0"),
+        page_url: Cow::Borrowed("https://quotes.example.com/solar"),
+    }
+}
+
+/// The offer's sale mode and payouts, or a panic naming the outcome.
+fn offered(result: &PingResult<'_>) -> (SaleMode, Vec<u64>) {
+    match result.outcome.clone() {
+        PingOutcome::Offer {
+            sale_mode, payouts, ..
+        } => (sale_mode, payouts.to_vec()),
+        PingOutcome::NoSale { reason } => panic!("no sale: {reason}"),
+    }
+}
+
+/// The post's payout total, or a panic naming the outcome.
+fn sold(result: &PostResult<'_>) -> u64 {
+    match result.outcome.clone() {
+        PostOutcome::Sold { payout_total, .. } => payout_total,
+        PostOutcome::Unsold { reason } => panic!("unsold: {reason}"),
+    }
+}
+
+/// The seed's bids: $38, $42, $45 from the first three installers; the others pass.
+fn seed_bid(buyer: u64) -> Option<u64> {
+    match buyer {
+        101 => Some(3_800),
+        102 => Some(4_200),
+        103 => Some(4_500),
+        _ => None,
+    }
+}
+
+/// What a live installer does: bid its seed price, and accept or reject deliveries.
+#[derive(Debug, Clone, Copy)]
+enum OnDelivery {
+    Accept,
+    Reject,
+}
+
+/// Runs a live installer until its session ends; returns the lead ids it was delivered.
+fn installer(
+    client: Client,
+    id: u64,
+    on_delivery: OnDelivery,
+) -> tokio::task::JoinHandle<Vec<u64>> {
+    tokio::spawn(async move {
+        let mut incoming = client.incoming().unwrap();
+        let mut delivered = Vec::new();
+        while let Some(event) = incoming.recv().await {
+            match event {
+                ServerEvent::Offer(offer) => match seed_bid(id) {
+                    Some(price) => offer.bid(price).await.unwrap(),
+                    None => offer.no_bid(ErrorCode::NOT_INTERESTED).await.unwrap(),
+                },
+                ServerEvent::Delivery(delivery) => {
+                    delivered.push(delivery.delivery().lead_id);
+                    match on_delivery {
+                        OnDelivery::Accept => delivery.accept().await.unwrap(),
+                        OnDelivery::Reject => {
+                            delivery.reject(ErrorCode::REJECT_OTHER).await.unwrap();
+                        }
+                    }
+                }
+                ServerEvent::Goodbye { .. } => break,
+                _ => {}
+            }
+        }
+        let _ = client;
+        delivered
+    })
+}
+
+async fn connect_installers(
+    addr: SocketAddr,
+    reject: &[u64],
+) -> Vec<(u64, Client, tokio::task::JoinHandle<Vec<u64>>)> {
+    let mut installers = Vec::new();
+    for id in SEED_BUYERS {
+        let client = buyer(addr, id, 0).await;
+        let mode = if reject.contains(&id) {
+            OnDelivery::Reject
+        } else {
+            OnDelivery::Accept
+        };
+        let task = installer(client.clone(), id, mode);
+        installers.push((id, client, task));
+    }
+    installers
+}
+
+async fn close_installers(
+    installers: Vec<(u64, Client, tokio::task::JoinHandle<Vec<u64>>)>,
+) -> Vec<(u64, Vec<u64>)> {
+    let mut delivered = Vec::new();
+    for (id, client, task) in installers {
+        let _ = client.close().await;
+        let leads = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+        delivered.push((id, leads));
+    }
+    delivered
+}
+
+#[tokio::test]
+async fn the_seed_example_the_45_dollar_bid_wins_and_its_buyer_alone_gets_the_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    let installers = connect_installers(server.addr, &[]).await;
+    let seller = seller(server.addr).await;
+
+    let result = tokio::time::timeout(WAIT, seller.ping(solar_ping(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    // $45 less the seller's 10 % margin.
+    assert_eq!(offered(&result), (SaleMode::Exclusive, vec![4_050]));
+
+    let posted = tokio::time::timeout(
+        WAIT,
+        seller.post(Post {
+            ping_id: result.ping_id,
+            contact: contact(),
+            consent: consent(),
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(sold(&posted), 4_050);
+
+    let delivered = close_installers(installers).await;
+    for (id, leads) in delivered {
+        if id == 103 {
+            assert_eq!(
+                leads,
+                vec![posted.lead_id],
+                "the $45 buyer gets the lead once"
+            );
+        } else {
+            assert!(leads.is_empty(), "buyer {id} lost and got {leads:?}");
+        }
+    }
+    let _ = seller.close().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rejected_delivery_cascades_to_the_next_bidder() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    let installers = connect_installers(server.addr, &[103]).await;
+    let seller = seller(server.addr).await;
+    let result = seller.ping(solar_ping(2)).await.unwrap();
+    offered(&result);
+    let posted = tokio::time::timeout(
+        WAIT,
+        seller.post(Post {
+            ping_id: result.ping_id,
+            contact: contact(),
+            consent: consent(),
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // The $42 runner-up took it: 90 % of $42.
+    assert_eq!(sold(&posted), 3_780);
+    let delivered = close_installers(installers).await;
+    let got: Vec<u64> = delivered
+        .iter()
+        .filter(|(_, leads)| !leads.is_empty())
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(got, vec![102, 103], "103 rejected, 102 took it");
+    let _ = seller.close().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_live_buyers_the_lead_goes_to_the_fallback_which_picks_it_up_once_on_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    let seller = seller(server.addr).await;
+    // No installer is connected: the exchange answers for them at once.
+    let result = tokio::time::timeout(WAIT, seller.ping(solar_ping(3)))
+        .await
+        .unwrap()
+        .unwrap();
+    // The $25 fallback less 10 %.
+    assert_eq!(offered(&result).1, vec![2_250]);
+    let posted = seller
+        .post(Post {
+            ping_id: result.ping_id,
+            contact: contact(),
+            consent: consent(),
+        })
+        .await
+        .unwrap();
+    sold(&posted);
+
+    // The stored buyer connects later and receives the lead with its sequence number.
+    let fallback = buyer(server.addr, FALLBACK_BUYER, 0).await;
+    let mut incoming = fallback.incoming().unwrap();
+    let event = tokio::time::timeout(WAIT, incoming.recv()).await.unwrap();
+    let Some(ServerEvent::Delivery(delivery)) = event else {
+        panic!("expected a delivery, got {event:?}");
+    };
+    let seq = delivery.delivery().delivery_seq;
+    assert_eq!(delivery.delivery().lead_id, posted.lead_id);
+    assert_eq!(delivery.delivery().contact.phone, "+4989555014200");
+    drop(delivery);
+    fallback.close().await.unwrap();
+
+    // A buyer that crashed before processing it logs in with the sequence number before:
+    // the same delivery comes again under the same number.
+    let replay = buyer(server.addr, FALLBACK_BUYER, seq - 1).await;
+    let mut incoming = replay.incoming().unwrap();
+    let event = tokio::time::timeout(WAIT, incoming.recv()).await.unwrap();
+    let Some(ServerEvent::Delivery(delivery)) = event else {
+        panic!("expected the delivery again, got {event:?}");
+    };
+    assert_eq!(delivery.delivery().delivery_seq, seq);
+    assert_eq!(delivery.delivery().lead_id, posted.lead_id);
+    drop(delivery);
+    replay.close().await.unwrap();
+
+    // Logging in with that sequence number confirms it: nothing is delivered twice.
+    let again = buyer(server.addr, FALLBACK_BUYER, seq).await;
+    let mut incoming = again.incoming().unwrap();
+    let event = tokio::time::timeout(Duration::from_millis(300), incoming.recv()).await;
+    assert!(event.is_err(), "nothing more to deliver, got {event:?}");
+    again.close().await.unwrap();
+    let again = buyer(server.addr, FALLBACK_BUYER, seq - 1).await;
+    let mut incoming = again.incoming().unwrap();
+    let event = tokio::time::timeout(Duration::from_millis(300), incoming.recv()).await;
+    assert!(
+        event.is_err(),
+        "a confirmed delivery is not kept, got {event:?}"
+    );
+    again.close().await.unwrap();
+    let _ = seller.close().await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn wrong_secrets_and_wrong_roles_get_coded_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    let refused = Client::connect(
+        server.addr,
+        LoginParams::new(Role::Seller, DEFAULT_SELLER.0, "wrong"),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(ClientError::LoginRejected { reason, .. }) if reason == ErrorCode::BAD_CREDENTIALS),
+        "{refused:?}"
+    );
+    let unknown = Client::connect(server.addr, LoginParams::new(Role::Admin, 99, "x")).await;
+    assert!(
+        matches!(unknown, Err(ClientError::LoginRejected { .. })),
+        "{unknown:?}"
+    );
+
+    // A buyer may not ping; an admin may not ping; a seller may not read stats.
+    let as_buyer = buyer(server.addr, 101, 0).await;
+    let error = as_buyer.ping(solar_ping(4)).await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::ROLE_FORBIDDEN), "{error:?}");
+    let seller = seller(server.addr).await;
+    let error = seller.stats().await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::ROLE_FORBIDDEN), "{error:?}");
+    // The seller's session carries on after the refusal.
+    let result = seller.ping(solar_ping(5)).await.unwrap();
+    offered(&result);
+
+    let admin = Client::connect(
+        server.addr,
+        LoginParams::new(Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1),
+    )
+    .await
+    .unwrap();
+    let stats = admin.stats().await.unwrap();
+    let pings = stats
+        .counters
+        .iter()
+        .find(|c| c.name == "pings")
+        .map(|c| c.value);
+    assert_eq!(pings, Some(1), "{stats:?}");
+    let trace = admin
+        .trace(pingpost::protocol::TraceKey::Ping, result.ping_id)
+        .await
+        .unwrap();
+    assert!(!trace.events.is_empty());
+    let _ = (
+        as_buyer.close().await,
+        seller.close().await,
+        admin.close().await,
+    );
+    server.shutdown().await.unwrap();
+}
