@@ -106,9 +106,27 @@ fn lead(client_token: u64) -> Result<Ping<'static>, String> {
 /// within its look-back, which would change the story.
 fn contact(round: usize) -> Contact<'static> {
     let people = [
-        ("Jana", "Muster", "+4989555014200", "jana.muster@example.com", "Marienplatz 8"),
-        ("Lukas", "Beispiel", "+4989555014201", "lukas.beispiel@example.com", "Sendlinger Str. 3"),
-        ("Mia", "Probe", "+4989555014202", "mia.probe@example.com", "Tal 12"),
+        (
+            "Jana",
+            "Muster",
+            "+4989555014200",
+            "jana.muster@example.com",
+            "Marienplatz 8",
+        ),
+        (
+            "Lukas",
+            "Beispiel",
+            "+4989555014201",
+            "lukas.beispiel@example.com",
+            "Sendlinger Str. 3",
+        ),
+        (
+            "Mia",
+            "Probe",
+            "+4989555014202",
+            "mia.probe@example.com",
+            "Tal 12",
+        ),
     ];
     let (first, last, phone, email, street) = people[round % people.len()];
     Contact {
@@ -149,7 +167,8 @@ fn installer(client: Client, id: u64, story: Shared) -> tokio::task::JoinHandle<
                     } else {
                         seed_bid(id)
                     };
-                    let answer = bid.map_or_else(|| "passes".to_owned(), |p| format!("bids {}", dollars(p)));
+                    let answer =
+                        bid.map_or_else(|| "passes".to_owned(), |p| format!("bids {}", dollars(p)));
                     say(
                         &story,
                         format!(
@@ -209,7 +228,11 @@ async fn play(addr: SocketAddr) -> Result<Vec<String>, ClientError> {
     }));
     let mut buyers = Vec::new();
     for id in SEED_BUYERS {
-        let client = Client::connect(addr, LoginParams::new(Role::Buyer, id, DEFAULT_BUYER_SECRET)).await?;
+        let client = Client::connect(
+            addr,
+            LoginParams::new(Role::Buyer, id, DEFAULT_BUYER_SECRET),
+        )
+        .await?;
         buyers.push((client.clone(), installer(client, id, Arc::clone(&story))));
     }
     let seller = Client::connect(
@@ -247,7 +270,11 @@ async fn play(addr: SocketAddr) -> Result<Vec<String>, ClientError> {
                 &story,
                 format!(
                     "  seller: PING_RESULT for ping {ping_id}: offer, payout {}",
-                    payouts.iter().map(|&p| dollars(p)).collect::<Vec<_>>().join(" + ")
+                    payouts
+                        .iter()
+                        .map(|&p| dollars(p))
+                        .collect::<Vec<_>>()
+                        .join(" + ")
                 ),
             ),
             PingOutcome::NoSale { reason } => {
@@ -317,7 +344,10 @@ async fn play(addr: SocketAddr) -> Result<Vec<String>, ClientError> {
 
 pub fn run() -> ExitCode {
     let journal = std::env::temp_dir().join(format!("pingpost-demo-{}", std::process::id()));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("pingpost demo: cannot start the runtime: {error}");

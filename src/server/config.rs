@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use super::auth;
 use crate::engine::book::AdminChange;
-use crate::limits::{CONNECTIONS_MAX, FRAME_LENGTH_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT};
+use crate::limits::{
+    CONNECTIONS_MAX, FRAME_LENGTH_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT, SESSION_QUEUE_LEN,
+};
 use crate::protocol::Currency;
 
 /// The journal directory used without configuration, relative to the working directory.
@@ -108,6 +110,9 @@ pub struct ConfigFile {
     pub connections_max: usize,
     #[serde(default = "default_in_flight_max")]
     pub in_flight_max: u32,
+    /// Frames queued per session before a session that does not read is closed.
+    #[serde(default = "default_session_queue_len")]
+    pub session_queue_len: usize,
     #[serde(default)]
     pub admins: Vec<AdminEntry>,
     #[serde(default)]
@@ -132,6 +137,9 @@ fn default_connections_max() -> usize {
 fn default_in_flight_max() -> u32 {
     IN_FLIGHT_MAX
 }
+fn default_session_queue_len() -> usize {
+    SESSION_QUEUE_LEN
+}
 
 /// The configuration, checked.
 #[derive(Debug, Clone)]
@@ -142,6 +150,7 @@ pub struct ServerConfig {
     pub currency: Currency,
     pub connections_max: usize,
     pub in_flight_max: u32,
+    pub session_queue_len: usize,
     pub frame_length_max: u32,
     /// Admin ids and their secrets' hashes.
     pub admins: Vec<(u64, String)>,
@@ -186,6 +195,12 @@ impl ConfigFile {
                 self.in_flight_max
             ));
         }
+        if !(1..=SESSION_QUEUE_LEN).contains(&self.session_queue_len) {
+            return Err(format!(
+                "session_queue_len {} is not in 1..={SESSION_QUEUE_LEN}",
+                self.session_queue_len
+            ));
+        }
         let mut admins = Vec::new();
         for admin in self.admins {
             let hash = match (admin.secret, admin.secret_hash) {
@@ -220,6 +235,7 @@ impl ConfigFile {
             currency,
             connections_max: self.connections_max,
             in_flight_max: self.in_flight_max,
+            session_queue_len: self.session_queue_len,
             frame_length_max: FRAME_LENGTH_MAX,
             admins,
             book,

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use super::config::{AdminEntry, ConfigFile, JOURNAL_DIR_DEFAULT};
 use crate::engine::book::AdminChange;
-use crate::limits::{CONNECTIONS_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT};
+use crate::limits::{CONNECTIONS_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT, SESSION_QUEUE_LEN};
 use crate::protocol::{
     AttributeKind, Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, Caps, Country,
     DeliveryMode, Effect, Filter, FilterCondition, PostalCode, Pricing, PutMode, RequiredAttribute,
@@ -351,6 +351,7 @@ pub fn default_config_file() -> ConfigFile {
         currency: "USD".to_owned(),
         connections_max: CONNECTIONS_MAX,
         in_flight_max: IN_FLIGHT_MAX,
+        session_queue_len: SESSION_QUEUE_LEN,
         admins: vec![AdminEntry {
             id: DEFAULT_ADMIN.0,
             secret: Some(DEFAULT_ADMIN.1.to_owned()),

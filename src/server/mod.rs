@@ -160,6 +160,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         next_session: AtomicU64::new(0),
         frame_length_max: config.frame_length_max,
         in_flight_max: config.in_flight_max,
+        session_queue_len: config.session_queue_len,
         currency: config.currency,
         shutdown: sessions.clone(),
     });

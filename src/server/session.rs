@@ -32,7 +32,7 @@ use crate::engine::book::AdminChange;
 use crate::limits::{
     GOODBYE_TIMEOUT_MS, HEARTBEAT_INTERVAL_DEFAULT_MS, HEARTBEAT_INTERVAL_MAX_MS,
     HEARTBEAT_INTERVAL_MIN_MS, HEARTBEAT_MISSES_MAX, LOGIN_TIMEOUT_MS, PROTOCOL_VERSION_MAX,
-    PROTOCOL_VERSION_MIN, SESSION_QUEUE_LEN, SESSION_READ_CHUNK_LEN, SESSION_SERVER_REQUESTS_MAX,
+    PROTOCOL_VERSION_MIN, SESSION_READ_CHUNK_LEN, SESSION_SERVER_REQUESTS_MAX,
     SESSION_WRITE_BATCH_MAX,
 };
 use crate::protocol::{
@@ -52,6 +52,7 @@ pub struct SessionContext {
     pub next_session: AtomicU64,
     pub frame_length_max: u32,
     pub in_flight_max: u32,
+    pub session_queue_len: usize,
     pub currency: Currency,
     /// Cancelled when the daemon shuts down.
     pub shutdown: CancellationToken,
@@ -151,7 +152,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, context: Arc<SessionCont
         return;
     }
 
-    let (queue, queue_rx) = mpsc::channel(SESSION_QUEUE_LEN);
+    let (queue, queue_rx) = mpsc::channel(context.session_queue_len);
     let shared = Arc::new(SessionShared {
         in_flight: AtomicU32::new(0),
         awaiting: Mutex::new(Awaiting::default()),
