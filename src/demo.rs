@@ -354,7 +354,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let code = runtime.block_on(async {
+    runtime.block_on(async {
         let mut config = match default_config_file().check() {
             Ok(config) => config,
             Err(error) => {
@@ -399,6 +399,5 @@ pub fn run() -> ExitCode {
             journal.display()
         );
         ExitCode::SUCCESS
-    });
-    code
+    })
 }
