@@ -386,3 +386,156 @@ async fn wrong_secrets_and_wrong_roles_get_coded_answers() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// A stored buyer added at runtime with one campaign: ZIP 90001 only, $50 exclusive, at most
+/// `leads_day` leads a day.
+async fn add_capped_buyer(admin: &Client, leads_day: u32) {
+    use pingpost::protocol::{
+        Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, Caps, DeliveryMode, Effect, Pricing,
+        PutMode, SaleModes, Status, TerritoryArea, TerritoryRule,
+    };
+    admin
+        .buyer_put(BuyerPut {
+            mode: PutMode::Create,
+            buyer: Buyer {
+                buyer_id: 205,
+                name: "Capped Insurer".into(),
+                status: Status::Active,
+                secret: Some("capped-secret".into()),
+                time_zone: "America/Los_Angeles".into(),
+                budget_day: 0,
+                budget_month: 0,
+                delivery: DeliveryMode::Stored,
+                accept_within_ms: 0,
+            },
+        })
+        .await
+        .unwrap();
+    admin
+        .campaign_put(CampaignPut {
+            mode: PutMode::Create,
+            campaign: Campaign {
+                campaign_id: 2_050,
+                buyer_id: 205,
+                name: "90001 capped".into(),
+                status: Status::Active,
+                vertical: Symbol::new("auto_insurance").unwrap(),
+                role: CampaignRole::Primary,
+                territory: vec![TerritoryRule {
+                    effect: Effect::Include,
+                    rule: TerritoryArea::Postal {
+                        country: Country::new("US").unwrap(),
+                        postal_code: PostalCode::new("90001").unwrap(),
+                    },
+                }],
+                filters: Vec::new(),
+                schedule: Vec::new(),
+                caps: Caps {
+                    leads_hour: 0,
+                    leads_day,
+                    leads_week: 0,
+                    leads_month: 0,
+                    leads_total: 0,
+                    spend_day: 0,
+                    spend_month: 0,
+                },
+                sale_modes: SaleModes::EXCLUSIVE,
+                pricing: Pricing::Fixed {
+                    exclusive_price: 5_000,
+                    shared_price: 0,
+                },
+                tier: 0,
+                weight: 1,
+                duplicate_lookback_s: 0,
+            },
+        })
+        .await
+        .unwrap();
+}
+
+fn insurance_ping(client_token: u64) -> Ping<'static> {
+    let mut ping = solar_ping(client_token);
+    ping.lead.vertical = Symbol::new("auto_insurance").unwrap();
+    ping.lead.country = Country::new("US").unwrap();
+    ping.lead.postal_code = PostalCode::new("90001").unwrap();
+    ping
+}
+
+fn consumer(n: u64) -> Contact<'static> {
+    let mut contact = contact();
+    contact.phone = Cow::Owned(format!("+1213555{n:04}"));
+    contact.email = Cow::Owned(format!("consumer{n}@example.com"));
+    contact
+}
+
+#[tokio::test]
+async fn concurrent_pipelined_sellers_never_overrun_a_cap() {
+    const SELLERS: u64 = 4;
+    const PINGS_PER_SELLER: u64 = 100;
+    const CAP: u32 = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    let admin = Client::connect(
+        server.addr,
+        LoginParams::new(Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1),
+    )
+    .await
+    .unwrap();
+    add_capped_buyer(&admin, CAP).await;
+
+    let mut tasks = Vec::new();
+    for s in 0..SELLERS {
+        let seller = seller(server.addr).await;
+        for p in 0..PINGS_PER_SELLER {
+            let seller = seller.clone();
+            let n = s * PINGS_PER_SELLER + p;
+            // All pings of a seller are in flight at once on its one connection.
+            tasks.push(tokio::spawn(async move {
+                let result = seller.ping(insurance_ping(n + 1)).await.unwrap();
+                let PingOutcome::Offer { payouts, .. } = result.outcome else {
+                    return None;
+                };
+                let posted = seller
+                    .post(Post {
+                        ping_id: result.ping_id,
+                        contact: consumer(n),
+                        consent: consent(),
+                    })
+                    .await
+                    .unwrap();
+                match posted.outcome {
+                    PostOutcome::Sold { payout_total, .. } => Some((payouts[0], payout_total)),
+                    PostOutcome::Unsold { .. } => None,
+                }
+            }));
+        }
+    }
+    let mut capped_sales = 0;
+    let mut other_sales = 0;
+    for task in tasks {
+        match tokio::time::timeout(WAIT, task).await.unwrap().unwrap() {
+            // $50 less 10 %: the capped campaign.
+            Some((_, 4_500)) => capped_sales += 1,
+            Some(_) => other_sales += 1,
+            None => {}
+        }
+    }
+    assert_eq!(
+        capped_sales, CAP,
+        "the cap is reached exactly, never passed"
+    );
+    assert_eq!(
+        other_sales,
+        SELLERS * PINGS_PER_SELLER - u64::from(CAP),
+        "the rest go to the next campaign in line (the $18 Los Angeles one)"
+    );
+    let stats = admin.stats().await.unwrap();
+    let sold = stats
+        .counters
+        .iter()
+        .find(|c| c.name == "leads_sold")
+        .unwrap();
+    assert_eq!(sold.value, SELLERS * PINGS_PER_SELLER);
+    let _ = admin.close().await;
+    server.shutdown().await.unwrap();
+}
