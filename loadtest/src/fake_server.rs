@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use pingpost::limits::{FRAME_LENGTH_MAX, IN_FLIGHT_MAX};
 use pingpost::protocol::{
     AdminOk, Currency, Error, ErrorCode, GoodbyeAck, HeartbeatAck, LoginAccepted, Message,
-    PingOutcome, PingResult, PostOutcome, PostResult, Receipt, SaleMode, WireCodec,
+    PingOutcome, PingResult, PostOutcome, PostResult, Receipt, SaleMode, WireCodec, check_frame,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -197,7 +197,16 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 message: "the fake exchange does not answer this message".into(),
             }),
         };
-        if framed.send((correlation_id, &answer)).await.is_err() {
+        // Answers go out in one write per batch of requests: flush only when no further whole
+        // frame is already buffered, as a real exchange should.
+        if framed.feed((correlation_id, &answer)).await.is_err() {
+            return;
+        }
+        let more = matches!(
+            check_frame(framed.read_buffer(), FRAME_LENGTH_MAX),
+            Ok(Some(_))
+        );
+        if !more && framed.flush().await.is_err() {
             return;
         }
     }

@@ -56,6 +56,8 @@ pub struct StepSpec {
 #[derive(Debug)]
 pub struct StepOutcome {
     pub tally: Tally,
+    /// When the step began: the intended time of open-loop request 0.
+    pub start: Instant,
     pub elapsed: Duration,
     pub scheduled: Option<u64>,
     /// Open loop: tickets the pacer could not hand over because their connection had ended.
@@ -160,6 +162,7 @@ pub async fn run_step(
     }
     Ok(StepOutcome {
         tally,
+        start,
         elapsed,
         scheduled,
         dropped,
