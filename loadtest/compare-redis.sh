@@ -17,7 +17,7 @@
 # Settings (environment):
 #   REDIS_PORT (6390)  REDIS_REQUESTS (1000000 at -P 1; 16 times that at -P 16)
 #   DURATION (10s)  OPEN_RATE (50000)  CAMPAIGNS (10000)  FSYNC (interval)
-#   PINGPOST_ADMIN_ID (1)  PINGPOST_ADMIN_SECRET (admin): the admin the daemon is started with
+#   PINGPOST_ADMIN_ID (1)  PINGPOST_ADMIN_SECRET (admin-demo-secret): the admin the daemon is started with
 #   DAEMON_ARGS: more arguments for `pingpost serve`, e.g. "--config pingpost.toml"
 #   OUT (a temporary directory): where the JSON reports and logs are kept
 #   PINGPOST (target/release/pingpost): the daemon binary; point it at
@@ -30,7 +30,7 @@ DURATION=${DURATION:-10s}
 OPEN_RATE=${OPEN_RATE:-50000}
 CAMPAIGNS=${CAMPAIGNS:-10000}
 FSYNC=${FSYNC:-interval}
-export PINGPOST_ADMIN_SECRET=${PINGPOST_ADMIN_SECRET:-admin}
+export PINGPOST_ADMIN_SECRET=${PINGPOST_ADMIN_SECRET:-admin-demo-secret}
 ADMIN_ID=${PINGPOST_ADMIN_ID:-1}
 DAEMON_ARGS=${DAEMON_ARGS:-}
 OUT=${OUT:-$(mktemp -d -t pingpost-compare-XXXXXX)}

@@ -22,6 +22,10 @@ pub struct ServeArgs {
     /// When the journal syncs: always, interval=<ms>, never.
     #[arg(long)]
     fsync: Option<FsyncPolicy>,
+    /// Start a new journal with no book (the configuration's admins only), for a book loaded
+    /// over the admin protocol, as the load generator does.
+    #[arg(long)]
+    empty_book: bool,
     /// Print the embedded default configuration as TOML and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -81,6 +85,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     if let Some(fsync) = args.fsync {
         config.fsync = fsync;
     }
+    if args.empty_book {
+        config.book.clear();
+    }
+    let embedded = embedded && !args.empty_book;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -44,6 +44,8 @@ pub fn command_line(spec: &DaemonSpec, journal_dir: &Path) -> Vec<OsString> {
         "127.0.0.1:0".into(),
         "--journal".into(),
         journal_dir.as_os_str().to_owned(),
+        // The generator loads its own book; the daemon's embedded one would share its ids.
+        "--empty-book".into(),
     ];
     if let Some(policy) = &spec.fsync {
         args.push("--fsync".into());
@@ -239,6 +241,7 @@ mod tests {
                 "127.0.0.1:0",
                 "--journal",
                 "/tmp/j",
+                "--empty-book",
                 "--fsync",
                 "interval",
                 "--config",

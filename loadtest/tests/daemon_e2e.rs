@@ -5,13 +5,9 @@
 //! `pingpost-fake-exchange` (`src/bin/fake_exchange.rs`): it checks the spawn, address and stop
 //! machinery.
 //!
-//! `a_short_run_against_pingpost_serve_has_no_protocol_errors` is the CI check. It is
-//! ignored until `pingpost serve` exists in this build (it is a placeholder that exits 2). To
-//! switch it on: remove the `#[ignore]`, and give the admin credentials the daemon is started
-//! with (`PINGPOST_ADMIN_ID`, `PINGPOST_ADMIN_SECRET`, or change `ADMIN_*` below to the daemon's
-//! documented defaults); if the daemon's flags differ from `--listen`, `--journal`, `--fsync`,
-//! adapt `daemon::command_line`, and if its start line differs from `listening on ADDR`,
-//! `daemon::parse_listening_line`.
+//! `a_short_run_against_pingpost_serve_has_no_protocol_errors` is the CI check: the
+//! real daemon, started with its embedded default configuration (admin 1, `admin-demo-secret`;
+//! `PINGPOST_ADMIN_ID` and `PINGPOST_ADMIN_SECRET` override), loaded with a generated book.
 
 #![allow(clippy::unwrap_used)]
 
@@ -23,7 +19,7 @@ use pingpost_loadtest::run::run;
 
 /// Admin credentials when the environment gives none.
 const ADMIN_ID: &str = "1";
-const ADMIN_SECRET: &str = "admin";
+const ADMIN_SECRET: &str = "admin-demo-secret";
 
 /// A binary next to this test's own (`target/<profile>/`).
 fn built(relative: &str) -> PathBuf {
@@ -78,7 +74,6 @@ async fn the_fake_exchange_runs_through_spawn_daemon() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs pingpost serve"]
 async fn a_short_run_against_pingpost_serve_has_no_protocol_errors() {
     // A 1k-campaign book with live buyers, open loop for two seconds, a third of the offers
     // posted, the journal on with the interval policy.
@@ -86,7 +81,7 @@ async fn a_short_run_against_pingpost_serve_has_no_protocol_errors() {
         &built("pingpost"),
         &[
             "--daemon-fsync",
-            "interval",
+            "interval=2",
             "--campaigns",
             "1000",
             "--live-share",
