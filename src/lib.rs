@@ -6,5 +6,6 @@
 pub mod bookgen;
 pub mod client;
 pub mod engine;
+pub mod journal;
 pub mod limits;
 pub mod protocol;
