@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod frame_tool;
+mod journal_tool;
 
 /// mimalloc: the exchange allocates many small, short-lived buffers across threads, where
 /// mimalloc's per-thread free lists beat the system allocator.
@@ -30,6 +31,9 @@ enum Command {
     /// Decode and encode single protocol frames, for people writing their own clients.
     #[command(subcommand)]
     Frame(FrameCommand),
+    /// Check and read a journal directory, for auditors (exit 0 sound, 1 unsound, 2 usage/IO).
+    #[command(subcommand)]
+    Journal(journal_tool::JournalCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
             );
             ExitCode::from(2)
         }
+        Command::Journal(command) => journal_tool::run(command),
         Command::Frame(command) => {
             let (input, run) = match command {
                 FrameCommand::Decode { hex } => (hex, frame_tool::decode as FrameTool),
