@@ -61,16 +61,14 @@ pub enum JournalCommand {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false, id = "which")]
 pub struct TraceArgs {
     /// The journal directory.
-    #[arg(required = true)]
     dir: PathBuf,
     /// The lead's id (from the `posted` record).
-    #[arg(long, group = "which")]
+    #[arg(long, required_unless_present = "ping", conflicts_with = "ping")]
     lead: Option<u64>,
     /// The ping's id.
-    #[arg(long, group = "which")]
+    #[arg(long)]
     ping: Option<u64>,
 }
 
@@ -220,7 +218,10 @@ fn parse_head(text: &str) -> Result<(Option<Lsn>, ChainHash), Failure> {
              or the 64 hex digits of the hash"
         ))
     };
-    let lsn = lsn.map(|lsn| lsn.parse::<Lsn>()).transpose().map_err(|_| usage())?;
+    let lsn = lsn
+        .map(|lsn| lsn.parse::<Lsn>())
+        .transpose()
+        .map_err(|_| usage())?;
     let hash = parse_hex_hash(hash).ok_or_else(usage)?;
     Ok((lsn, hash))
 }
@@ -291,14 +292,23 @@ fn trace(args: &TraceArgs) -> Result<(), Failure> {
     read_events(
         &args.dir,
         |_, record, event| {
-            if let (Some(lead), Event::Posted { lead_id, ping_id, .. }) = (args.lead, &event) {
+            if let (
+                Some(lead),
+                Event::Posted {
+                    lead_id, ping_id, ..
+                },
+            ) = (args.lead, &event)
+            {
                 if *lead_id == lead {
                     lead_ping = Some(*ping_id);
                 }
             }
             if let Some(ping_id) = ping_of(&event) {
                 if args.ping.is_none_or(|ping| ping == ping_id) {
-                    by_ping.entry(ping_id).or_default().push((record.lsn, event));
+                    by_ping
+                        .entry(ping_id)
+                        .or_default()
+                        .push((record.lsn, event));
                 }
             }
             Ok(())
@@ -308,7 +318,9 @@ fn trace(args: &TraceArgs) -> Result<(), Failure> {
     let ping_id = match (args.ping, args.lead) {
         (Some(ping), _) => ping,
         (None, Some(lead)) => lead_ping.ok_or_else(|| {
-            Failure::Unsound(format!("lead {lead} is not in the journal (no posted record)"))
+            Failure::Unsound(format!(
+                "lead {lead} is not in the journal (no posted record)"
+            ))
         })?,
         (None, None) => return Err(Failure::Io("give --lead ID or --ping ID".to_owned())),
     };

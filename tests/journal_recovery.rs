@@ -2,6 +2,9 @@
 //! caught and located, each sync policy, rotation by size and by day, snapshots, and a writer
 //! that stops for good on its first error.
 
+// Tests: offsets and counts of small files, of known ranges.
+#![allow(clippy::cast_possible_truncation)]
+
 mod journal_util;
 
 use std::path::Path;
@@ -34,15 +37,19 @@ fn write_notes(dir: &Path, config: JournalConfig, total: u64, per_commit: u64) {
 /// Every batch of the journal: (segment, offset, length, last LSN).
 fn batches(dir: &Path) -> Vec<(std::path::PathBuf, u64, u64, Lsn)> {
     let mut out = Vec::new();
-    scan(dir, TornTailMode::Report, |segment, batch: &BatchView<'_>| {
-        out.push((
-            segment.to_path_buf(),
-            batch.offset,
-            batch.len as u64,
-            batch.last_lsn(),
-        ));
-        Ok(())
-    })
+    scan(
+        dir,
+        TornTailMode::Report,
+        |segment, batch: &BatchView<'_>| {
+            out.push((
+                segment.to_path_buf(),
+                batch.offset,
+                batch.len as u64,
+                batch.last_lsn(),
+            ));
+            Ok(())
+        },
+    )
     .expect("sound journal");
     out
 }
@@ -97,7 +104,11 @@ fn a_torn_tail_is_cut_at_the_last_complete_batch_for_every_cut_offset() {
             let again = Journal::recover::<Note>(copy.path()).expect("recovers again");
             assert!(again.truncated.is_none());
             assert_eq!(
-                again.events.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(),
+                again
+                    .events
+                    .iter()
+                    .map(|(_, n)| n.clone())
+                    .collect::<Vec<_>>(),
                 (1..=kept_lsn + 3).map(note).collect::<Vec<_>>()
             );
         }
@@ -156,7 +167,9 @@ fn a_bit_flip_followed_by_valid_batches_is_corruption_and_one_in_the_last_batch_
     assert!(text.contains("journal-00000001.seg"), "{text}");
     assert!(text.contains("a valid batch follows"), "{text}");
     match error {
-        JournalError::Corrupt { offset: at, lsn, .. } => {
+        JournalError::Corrupt {
+            offset: at, lsn, ..
+        } => {
             assert!(at >= offset && at <= offset + 70);
             assert!(lsn > all[0].3 && lsn <= all[1].3, "LSN {lsn}");
         }
@@ -207,7 +220,11 @@ fn policy_round_trip(sync: SyncPolicy) {
     assert_eq!(seen.last(), Some(&last));
     let recovery = Journal::recover::<Note>(dir.path()).expect("recover");
     assert_eq!(
-        recovery.events.into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        recovery
+            .events
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect::<Vec<_>>(),
         (1..=500).map(note).collect::<Vec<_>>()
     );
     assert_eq!(recovery.head, head);
@@ -259,7 +276,8 @@ fn segments_roll_by_size_and_the_chain_runs_across_them() {
 #[test]
 fn segments_roll_at_utc_midnight_by_the_records_timestamps() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut writer, _) = Journal::open::<Note>(dir.path(), config(SyncPolicy::Never)).expect("open");
+    let (mut writer, _) =
+        Journal::open::<Note>(dir.path(), config(SyncPolicy::Never)).expect("open");
     // T0 is 18:00 UTC: every 3 hours for 2 days crosses two midnights; several records a
     // batch, so batches have to be split at the boundary.
     for n in 1..=16u64 {
@@ -298,13 +316,18 @@ fn recovery_returns_the_newest_snapshot_and_exactly_the_records_after_it() {
             writer.append(note(n)).expect("append");
         }
         let state = format!("state after {}", round * 25).into_bytes();
-        let ticket = writer.write_snapshot(round * 25, state.clone()).expect("snapshot");
+        let ticket = writer
+            .write_snapshot(round * 25, state.clone())
+            .expect("snapshot");
         ticket.wait().expect("snapshot written");
         states.push(state);
     }
     assert!(matches!(
         writer.write_snapshot(7, Vec::new()),
-        Err(JournalError::SnapshotLsn { asked: 7, last_appended: 100 })
+        Err(JournalError::SnapshotLsn {
+            asked: 7,
+            last_appended: 100
+        })
     ));
     for n in 101..=130 {
         writer.append(note(n)).expect("append");
@@ -315,12 +338,20 @@ fn recovery_returns_the_newest_snapshot_and_exactly_the_records_after_it() {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|name| name.starts_with("snapshot-"))
         .collect();
-    assert_eq!(snapshot_files.len(), 2, "older snapshots removed: {snapshot_files:?}");
+    assert_eq!(
+        snapshot_files.len(),
+        2,
+        "older snapshots removed: {snapshot_files:?}"
+    );
 
     let recovery = Journal::recover::<Note>(dir.path()).expect("recover");
     assert_eq!(recovery.snapshot, Some((100, states[3].clone())));
     assert_eq!(
-        recovery.events.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(),
+        recovery
+            .events
+            .iter()
+            .map(|(_, n)| n.clone())
+            .collect::<Vec<_>>(),
         (101..=130).map(note).collect::<Vec<_>>()
     );
 
@@ -372,7 +403,10 @@ fn the_writer_stops_for_good_at_its_first_error_and_says_why() {
         let _ = writer.append(Faulty(n));
     }
     let error = writer.wait_durable(5).expect_err("the writer stopped");
-    assert!(matches!(error, JournalError::Encode { lsn: 3, .. }), "{error:?}");
+    assert!(
+        matches!(error, JournalError::Encode { lsn: 3, .. }),
+        "{error:?}"
+    );
     assert!(writer.fatal().is_some());
     assert!(writer.durable_lsn() < 3);
     assert!(writer.append(Faulty(6)).is_err());

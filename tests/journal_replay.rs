@@ -19,7 +19,7 @@ fn replaying_the_recovered_journal_rebuilds_the_engines_state() {
     let (mut writer, recovery) = Journal::open::<Event>(dir.path(), config).expect("open");
     assert!(recovery.events.is_empty());
     let mut journaled = Vec::new();
-    let engine = drive(0x0A0D_17, PINGS, |event| {
+    let engine = drive(0x000A_0D17, PINGS, |event| {
         journaled.push(event.clone());
         writer.append(event).expect("append");
     });
@@ -27,9 +27,12 @@ fn replaying_the_recovered_journal_rebuilds_the_engines_state() {
     assert_eq!(head.lsn, journaled.len() as u64);
     let kinds: std::collections::BTreeSet<_> = journaled
         .iter()
-        .map(|e| pingpost::journal::JournalRecord::record_type(e))
+        .map(pingpost::journal::JournalRecord::record_type)
         .collect();
-    assert!(kinds.len() >= 10, "a varied workload: record types {kinds:?}");
+    assert!(
+        kinds.len() >= 10,
+        "a varied workload: record types {kinds:?}"
+    );
     assert!(
         std::fs::read_dir(dir.path()).expect("list").count() > 1,
         "several segments"
@@ -72,7 +75,10 @@ fn a_snapshot_plus_the_records_after_it_gives_the_same_state_as_replay_from_the_
     let recovery = Journal::recover::<Event>(dir.path()).expect("recover");
     let (lsn, state) = recovery.snapshot.expect("snapshot");
     assert_eq!(lsn, 2_000);
-    assert_eq!(state, serde_json::to_vec(&journaled[..2_000]).expect("state"));
+    assert_eq!(
+        state,
+        serde_json::to_vec(&journaled[..2_000]).expect("state")
+    );
     let rest: Vec<Event> = recovery.events.iter().map(|(_, e)| e.clone()).collect();
     assert_eq!(rest, journaled[2_000..]);
     assert_eq!(recovery.events.first().map(|(l, _)| *l), Some(2_001));

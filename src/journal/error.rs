@@ -100,7 +100,11 @@ impl std::fmt::Display for JournalError {
                  last appended is {last_appended}"
             ),
             Self::Snapshot { path, problem } => {
-                write!(f, "the snapshot {} is not usable: {problem}", path.display())
+                write!(
+                    f,
+                    "the snapshot {} is not usable: {problem}",
+                    path.display()
+                )
             }
             Self::Closed => f.write_str("the journal writer has stopped"),
         }

@@ -24,6 +24,8 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"PINGJRNL";
 pub const FORMAT_VERSION: u16 = 1;
 /// Bytes of a segment header in format version 1.
 pub const SEGMENT_HEADER_LEN: usize = 76;
+/// [`SEGMENT_HEADER_LEN`] as the header's `header_len` field holds it.
+const SEGMENT_HEADER_LEN_U16: u16 = 76;
 
 /// The first four bytes of every batch: `BTCH`.
 pub const BATCH_MAGIC: [u8; 4] = *b"BTCH";
@@ -55,7 +57,7 @@ impl SegmentHeader {
         let mut out = [0u8; SEGMENT_HEADER_LEN];
         out[0..8].copy_from_slice(&SEGMENT_MAGIC);
         out[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out[10..12].copy_from_slice(&(SEGMENT_HEADER_LEN as u16).to_le_bytes());
+        out[10..12].copy_from_slice(&SEGMENT_HEADER_LEN_U16.to_le_bytes());
         // 12..16: flags, none defined.
         out[16..24].copy_from_slice(&self.segment_no.to_le_bytes());
         out[24..32].copy_from_slice(&self.first_lsn.to_le_bytes());
@@ -82,7 +84,9 @@ impl SegmentHeader {
             return Err(Damage::Version(version));
         }
         if usize::from(le_u16(header, 10)) != SEGMENT_HEADER_LEN || le_u32(header, 12) != 0 {
-            return Err(Damage::Layout("header length or flags not those of version 1"));
+            return Err(Damage::Layout(
+                "header length or flags not those of version 1",
+            ));
         }
         Ok(Self {
             segment_no: le_u64(header, 16),
@@ -213,7 +217,7 @@ pub fn parse_batch(segment: &[u8], offset: usize, salt: u64) -> Result<BatchView
         if payload_len > JOURNAL_RECORD_BYTES_MAX {
             return Err(Damage::RecordCrc {
                 record_offset: BATCH_HEADER_LEN + at,
-                index: records.len() as u32,
+                index: u32::try_from(records.len()).unwrap_or(u32::MAX),
             });
         }
         let end = at + RECORD_HEADER_LEN + payload_len as usize;
@@ -225,7 +229,7 @@ pub fn parse_batch(segment: &[u8], offset: usize, salt: u64) -> Result<BatchView
         if le_u32(record_header, 4) != record_crc(record_header, payload) {
             return Err(Damage::RecordCrc {
                 record_offset: BATCH_HEADER_LEN + at,
-                index: records.len() as u32,
+                index: u32::try_from(records.len()).unwrap_or(u32::MAX),
             });
         }
         let lsn = le_u64(record_header, 8);
@@ -534,10 +538,7 @@ mod tests {
             flipped[at] ^= 0x10;
             assert!(SegmentHeader::decode(&flipped).is_err(), "{at}");
         }
-        assert_eq!(
-            SegmentHeader::decode(&bytes[..10]),
-            Err(Damage::Incomplete)
-        );
+        assert_eq!(SegmentHeader::decode(&bytes[..10]), Err(Damage::Incomplete));
     }
 
     #[test]

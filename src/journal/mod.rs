@@ -19,7 +19,7 @@
 //! - [`writer`]: the group-commit writer thread and its producer handle.
 //! - [`snapshot`]: snapshot files bound to the chain.
 //! - [`record`]: what a payload must provide; record types of engine events.
-//! - [`error`]: [`JournalError`].
+//! - [`error`]: the journal's operating errors, [`JournalError`].
 
 pub mod error;
 pub mod format;

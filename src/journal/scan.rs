@@ -255,7 +255,9 @@ pub fn scan(
                         offset: offset as u64,
                         bytes: (bytes.len() - offset) as u64,
                         first_lost_lsn: expected_lsn,
-                        damage: format!("the batch at byte {at} is incomplete or damaged: {damage}"),
+                        damage: format!(
+                            "the batch at byte {at} is incomplete or damaged: {damage}"
+                        ),
                         removed_segment: None,
                     });
                     break;

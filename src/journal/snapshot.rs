@@ -18,6 +18,8 @@ use crate::limits::JOURNAL_SNAPSHOT_BYTES_MAX;
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"PINGSNAP";
 /// Bytes of a snapshot header.
 pub const SNAPSHOT_HEADER_LEN: usize = 100;
+/// [`SNAPSHOT_HEADER_LEN`] as the header's `header_len` field holds it.
+const SNAPSHOT_HEADER_LEN_U16: u16 = 100;
 
 /// What a snapshot header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +37,7 @@ impl SnapshotHeader {
         let mut out = [0u8; SNAPSHOT_HEADER_LEN];
         out[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
         out[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out[10..12].copy_from_slice(&(SNAPSHOT_HEADER_LEN as u16).to_le_bytes());
+        out[10..12].copy_from_slice(&SNAPSHOT_HEADER_LEN_U16.to_le_bytes());
         out[16..24].copy_from_slice(&self.lsn.to_le_bytes());
         out[24..56].copy_from_slice(&self.head_hash);
         out[56..64].copy_from_slice(&self.state_len.to_le_bytes());
@@ -93,11 +95,15 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, JournalError> {
     let mut snapshots = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| JournalError::io("list", dir, e))?;
-        if let Some(lsn) = entry.file_name().to_str().and_then(parse_snapshot_file_name) {
+        if let Some(lsn) = entry
+            .file_name()
+            .to_str()
+            .and_then(parse_snapshot_file_name)
+        {
             snapshots.push((lsn, entry.path()));
         }
     }
-    snapshots.sort_by(|a, b| b.0.cmp(&a.0));
+    snapshots.sort_by_key(|snapshot| std::cmp::Reverse(snapshot.0));
     Ok(snapshots)
 }
 
@@ -155,7 +161,9 @@ pub fn read_snapshot(path: &Path) -> Result<(SnapshotHeader, Vec<u8>), JournalEr
     let mut bytes = fs::read(path).map_err(|e| JournalError::io("read", path, e))?;
     let state = bytes.split_off(SNAPSHOT_HEADER_LEN.min(bytes.len()));
     if <[u8; 32]>::from(Sha256::digest(&state)) != header.state_sha256 {
-        return Err(bad("its state's SHA-256 does not match its header".to_owned()));
+        return Err(bad(
+            "its state's SHA-256 does not match its header".to_owned()
+        ));
     }
     Ok((header, state))
 }
@@ -177,8 +185,8 @@ pub fn write_snapshot_file(
     };
     let path = dir.join(snapshot_file_name(lsn));
     let temporary = dir.join(format!("{}.tmp", snapshot_file_name(lsn)));
-    let mut file = fs::File::create(&temporary)
-        .map_err(|e| JournalError::io("create", &temporary, e))?;
+    let mut file =
+        fs::File::create(&temporary).map_err(|e| JournalError::io("create", &temporary, e))?;
     file.write_all(&header.encode())
         .and_then(|()| file.write_all(state))
         .map_err(|e| JournalError::io("write", &temporary, e))?;

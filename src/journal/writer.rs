@@ -275,7 +275,11 @@ impl<P: JournalRecord> JournalWriter<P> {
 
     /// Blocks until `lsn` is durable, or fails with the error that stopped the writer.
     pub fn wait_durable(&self, lsn: Lsn) -> Result<(), JournalError> {
-        let mut guard = self.shared.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self
+            .shared
+            .lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         loop {
             if self.durable_lsn() >= lsn {
                 return Ok(());
@@ -657,7 +661,10 @@ impl<P: JournalRecord> Writer<P> {
         // the open batch ends exactly at `lsn`: close it there and make it durable.
         self.write_batch()?;
         self.sync()?;
-        assert_eq!(self.head.lsn, lsn, "a snapshot's LSN is the last one appended");
+        assert_eq!(
+            self.head.lsn, lsn,
+            "a snapshot's LSN is the last one appended"
+        );
         if let Some(previous) = self.snapshot_thread.take() {
             let _ = previous.join();
         }

@@ -89,11 +89,11 @@ pub fn drive(seed: u64, pings: u64, mut journal: impl FnMut(Event)) -> Engine {
         outputs.extend(poll(&mut engine, &mut journal));
         for output in outputs {
             match output {
-                Output::PingAnswer { result, seller, .. } => {
-                    if matches!(result.outcome, PingOutcome::Offer { .. }) && rng.percent(60) {
-                        let lead = lead_of_ping.get(&result.ping_id).copied().unwrap_or(i);
-                        posts.push_back((now + 500 * MS, result.ping_id, lead, seller));
-                    }
+                Output::PingAnswer { result, seller, .. }
+                    if matches!(result.outcome, PingOutcome::Offer { .. }) && rng.percent(60) =>
+                {
+                    let lead = lead_of_ping.get(&result.ping_id).copied().unwrap_or(i);
+                    posts.push_back((now + 500 * MS, result.ping_id, lead, seller));
                 }
                 Output::Offer { buyer, offer } => {
                     lead_of_ping.insert(offer.auction_id, i);
