@@ -239,9 +239,9 @@ pub const TERRITORY_RADIUS_MILES_MAX: u16 = 500;
 pub const JOURNAL_SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// Bytes of one record's payload (an event's JSON). The largest event is loading a whole book
-/// as one admin batch: a 100k-campaign book with ZIP-list territories is about 60 MB of JSON,
-/// so 512 MiB leaves room for books several times larger while keeping a corrupt length from
-/// asking a reader for gigabytes. Every other event is a few KB at most.
+/// as one admin batch: bookgen's books take about 2.3 KB of JSON a campaign (23.5 MB for 10k
+/// campaigns), so a 100k-campaign book is about 235 MB and 512 MiB holds twice that, while a
+/// corrupt length still cannot ask a reader for gigabytes. Auction events are under 13 KB.
 pub const JOURNAL_RECORD_BYTES_MAX: u32 = 512 * 1024 * 1024;
 
 /// Records in one batch (one hash-chain link, one write, one sync). The writer closes a batch
