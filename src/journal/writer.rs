@@ -229,7 +229,9 @@ impl<P: JournalRecord> JournalWriter<P> {
     pub fn append(&mut self, record: P) -> Result<Lsn, JournalError> {
         let lsn = self.next_lsn;
         let sender = self.sender.as_ref().ok_or(JournalError::Closed)?;
-        if sender.send(Msg::Record(lsn, record)).is_err() {
+        if self.shared.stopped.load(Ordering::Acquire)
+            || sender.send(Msg::Record(lsn, record)).is_err()
+        {
             return Err(self.stopped_error());
         }
         self.next_lsn += 1;
@@ -318,7 +320,9 @@ impl<P: JournalRecord> JournalWriter<P> {
         }
         let (reply, ticket) = crossbeam_channel::bounded(1);
         let sender = self.sender.as_ref().ok_or(JournalError::Closed)?;
-        if sender.send(Msg::Snapshot { lsn, state, reply }).is_err() {
+        if self.shared.stopped.load(Ordering::Acquire)
+            || sender.send(Msg::Snapshot { lsn, state, reply }).is_err()
+        {
             return Err(self.stopped_error());
         }
         Ok(SnapshotTicket { reply: ticket })
@@ -460,12 +464,13 @@ impl<P: JournalRecord> Writer<P> {
                 Ok(self.head)
             }
             Err(error) => {
+                // The daemon hears of it first (to begin shutting down), then waiters wake.
                 let _ = self.shared.fatal.set(error.clone());
-                self.shared.stopped.store(true, Ordering::Release);
-                self.shared.notify();
                 if let Some(on_fatal) = &self.config.on_fatal {
                     on_fatal(&error);
                 }
+                self.shared.stopped.store(true, Ordering::Release);
+                self.shared.notify();
                 Err(error)
             }
         }
