@@ -6,6 +6,7 @@
 pub mod bookgen;
 pub mod client;
 pub mod engine;
+pub mod journal;
 pub mod limits;
 pub mod protocol;
 pub mod server;

@@ -273,3 +273,43 @@ pub const LOCAL_TIME_US_MAX: u64 = 253_402_207_200_000_000;
 /// touch (about 2,000 at Alaskan latitudes, before keeping only cells that hold a ZIP) and so
 /// the index's build time and memory per rule.
 pub const TERRITORY_RADIUS_MILES_MAX: u16 = 500;
+
+// The journal (src/journal/).
+
+/// Bytes a journal segment grows to before the writer starts the next one. 64 MiB is a few
+/// minutes of records at full load (about 1 KB a record): recovery reads one segment into
+/// memory at a time, so this bounds its buffer, and an auditor can copy or hash one segment in
+/// well under a second. A single batch larger than this still goes whole into a fresh segment.
+pub const JOURNAL_SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Bytes of one record's payload (an event's JSON). The largest event is loading a whole book
+/// as one admin batch: bookgen's books take about 2.3 KB of JSON a campaign (23.5 MB for 10k
+/// campaigns), so a 100k-campaign book is about 235 MB and 512 MiB holds twice that, while a
+/// corrupt length still cannot ask a reader for gigabytes. Auction events are under 13 KB.
+pub const JOURNAL_RECORD_BYTES_MAX: u32 = 512 * 1024 * 1024;
+
+/// Records in one batch (one hash-chain link, one write, one sync). The writer closes a batch
+/// at this count even if more records wait, so one commit's latency and buffer stay bounded;
+/// 4,096 records of about 1 KB is 4 MB, one large sequential write.
+pub const JOURNAL_BATCH_RECORDS_MAX: u32 = 4_096;
+
+/// Bytes of records in one batch before the writer closes it (a record larger than this gets
+/// a batch of its own). 8 MiB keeps a batch one sequential write that a disk completes in a few
+/// milliseconds, and bounds what the writer buffers before it writes.
+pub const JOURNAL_BATCH_BYTES_MAX: u32 = 8 * 1024 * 1024;
+
+/// Records the engine thread may queue for the journal writer before `append` blocks. Deep
+/// enough to hold several full batches while one is being synced (a sync takes milliseconds,
+/// and the engine produces tens of records a millisecond at peak), so the engine never waits
+/// in steady state; small enough that a stalled disk stops the engine within about 16 MB of
+/// unwritten events instead of letting memory grow.
+pub const JOURNAL_QUEUE_LEN: usize = 16_384;
+
+/// Snapshots kept in the journal directory. Recovery needs only the newest valid one; two
+/// older ones are a fallback if the newest turns out damaged, and each costs only disk.
+pub const JOURNAL_SNAPSHOTS_KEPT: usize = 3;
+
+/// Bytes of one snapshot's state. Engine state at the bounds in this file (dedupe tables,
+/// auctions in memory) is a few GB at most; 16 GiB keeps a corrupt length field from making a
+/// reader try to allocate the whole address space.
+pub const JOURNAL_SNAPSHOT_BYTES_MAX: u64 = 16 * 1024 * 1024 * 1024;

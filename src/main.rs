@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod frame_tool;
+mod journal_tool;
 mod serve;
 
 /// mimalloc: the exchange allocates many small, short-lived buffers across threads, where
@@ -40,6 +41,9 @@ enum Command {
     /// Decode and encode single protocol frames, for people writing their own clients.
     #[command(subcommand)]
     Frame(FrameCommand),
+    /// Check and read a journal directory, for auditors (exit 0 sound, 1 unsound, 2 usage/IO).
+    #[command(subcommand)]
+    Journal(journal_tool::JournalCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
             println!("{}", pingpost::server::auth::hash_secret(&secret));
             ExitCode::SUCCESS
         }
+        Command::Journal(command) => journal_tool::run(command),
         Command::Frame(command) => {
             let (input, run) = match command {
                 FrameCommand::Decode { hex } => (hex, frame_tool::decode as FrameTool),

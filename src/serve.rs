@@ -115,6 +115,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
             journal_dir.display(),
             server.recovered_records
         );
+        if let Some(tail) = &server.torn_tail {
+            println!("recovery cut a torn tail (a write the crash interrupted): {tail}");
+        }
         if embedded {
             println!("embedded default book; credentials:\n{}", default_credentials_text());
         }

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth;
 use crate::engine::book::AdminChange;
+pub use crate::journal::SyncPolicy as FsyncPolicy;
 use crate::limits::{
     CONNECTIONS_MAX, FRAME_LENGTH_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT, SESSION_QUEUE_LEN,
 };
@@ -38,48 +39,6 @@ use crate::protocol::Currency;
 
 /// The journal directory used without configuration, relative to the working directory.
 pub const JOURNAL_DIR_DEFAULT: &str = "pingpost-data";
-
-/// When the journal syncs its writes to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsyncPolicy {
-    /// A record counts as durable only after the batch holding it is synced.
-    Always,
-    /// Sync at most every this many milliseconds; a crash loses at most that window.
-    IntervalMs(u32),
-    /// Never sync; the operating system writes back when it likes.
-    Never,
-}
-
-impl std::str::FromStr for FsyncPolicy {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "always" => Ok(Self::Always),
-            "never" => Ok(Self::Never),
-            _ => text
-                .strip_prefix("interval=")
-                .and_then(|ms| ms.parse::<u32>().ok())
-                .filter(|&ms| ms > 0)
-                .map(Self::IntervalMs)
-                .ok_or_else(|| {
-                    format!(
-                        "fsync policy {text:?} is not one of always, interval=<ms> (ms > 0), never"
-                    )
-                }),
-        }
-    }
-}
-
-impl std::fmt::Display for FsyncPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Always => f.write_str("always"),
-            Self::IntervalMs(ms) => write!(f, "interval={ms}"),
-            Self::Never => f.write_str("never"),
-        }
-    }
-}
 
 /// An admin login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

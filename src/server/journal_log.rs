@@ -1,12 +1,14 @@
-//! The journal as the exchange thread sees it.
+//! The journal as the exchange thread sees it: `append` hands an event to the journal's writer
+//! thread, `durable_lsn` is the writer's watermark, and every advance of it wakes the exchange
+//! thread so that outputs waiting for durability leave at once.
 
 use std::path::Path;
 
 use crossbeam_channel::Sender;
 
-use super::config::FsyncPolicy;
 use super::exchange::EventLog;
 use crate::engine::events::Event;
+use crate::journal::{Journal, JournalConfig, JournalWriter, SyncPolicy, TornTail, os_salt_seed};
 
 /// An opened journal and what it recovered.
 pub struct Opened {
@@ -15,6 +17,8 @@ pub struct Opened {
     pub events: Vec<Event>,
     /// The sequence number of the last recovered record (0 when empty).
     pub last_lsn: u64,
+    /// The torn tail recovery cut, if any: said at start, never silent.
+    pub truncated: Option<TornTail>,
 }
 
 impl std::fmt::Debug for Opened {
@@ -22,37 +26,75 @@ impl std::fmt::Debug for Opened {
         f.debug_struct("Opened")
             .field("events", &self.events.len())
             .field("last_lsn", &self.last_lsn)
+            .field("truncated", &self.truncated)
             .finish_non_exhaustive()
     }
 }
 
-struct MemoryLog {
-    lsn: u64,
-    wake: Sender<u64>,
+/// The journal's writer behind the exchange thread's interface.
+struct WriterLog {
+    /// `None` once closed.
+    writer: Option<JournalWriter<Event>>,
 }
 
-impl EventLog for MemoryLog {
-    fn append(&mut self, _event: Event) -> Result<u64, String> {
-        self.lsn += 1;
-        let _ = self.wake.try_send(self.lsn);
-        Ok(self.lsn)
+impl EventLog for WriterLog {
+    fn append(&mut self, event: Event) -> Result<u64, String> {
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| "the journal is closed".to_owned())?;
+        writer.append(event).map_err(|error| error.to_string())
     }
+
     fn durable_lsn(&self) -> u64 {
-        self.lsn
+        self.writer.as_ref().map_or(0, JournalWriter::durable_lsn)
     }
+
     fn fatal(&self) -> Option<String> {
-        None
+        self.writer
+            .as_ref()
+            .and_then(JournalWriter::fatal)
+            .map(|error| error.to_string())
     }
+
     fn close(&mut self) -> Result<(), String> {
-        Ok(())
+        match self.writer.take() {
+            Some(writer) => writer
+                .flush_and_close()
+                .map(|_| ())
+                .map_err(|error| error.to_string()),
+            None => Ok(()),
+        }
     }
 }
 
-/// Opens (or creates) the journal in `dir` and recovers it.
-pub fn open(_dir: &Path, _fsync: FsyncPolicy, wake: Sender<u64>) -> Result<Opened, String> {
+/// Opens (or creates) the journal in `dir`, recovers it, and starts its writer. `wake` hears
+/// every advance of the durable watermark.
+pub fn open(dir: &Path, sync: SyncPolicy, wake: Sender<u64>) -> Result<Opened, String> {
+    let salt_seed = os_salt_seed().map_err(|error| format!("no OS randomness: {error}"))?;
+    let mut config = JournalConfig::new(sync, salt_seed);
+    config.on_durable = Some(std::sync::Arc::new(move |lsn| {
+        // A full channel already holds a wake-up; the exchange reads the watermark itself.
+        let _ = wake.try_send(lsn);
+    }));
+    let (writer, recovery) = Journal::open::<Event>(dir, config).map_err(|e| e.to_string())?;
+    if recovery.snapshot.is_some() {
+        return Err(format!(
+            "{} holds an engine snapshot, which this build does not read; replay needs the full journal",
+            dir.display()
+        ));
+    }
+    let last_lsn = recovery.next_lsn.saturating_sub(1);
     Ok(Opened {
-        log: Box::new(MemoryLog { lsn: 0, wake }),
-        events: Vec::new(),
-        last_lsn: 0,
+        log: Box::new(WriterLog {
+            writer: Some(writer),
+        }),
+        events: recovery
+            .events
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect(),
+        last_lsn,
+        truncated: recovery.truncated,
     })
 }

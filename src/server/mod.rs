@@ -70,6 +70,8 @@ pub struct RunningServer {
     exchange: Option<thread::JoinHandle<ExchangeEnd>>,
     /// Records recovered from the journal at start.
     pub recovered_records: u64,
+    /// What recovery cut from a torn tail, said at start (never silent).
+    pub torn_tail: Option<String>,
 }
 
 /// Why the daemon could not start.
@@ -95,6 +97,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let mut outbox = OutboxBuilder::default();
     let mut clock_floor_us = 0;
     let recovered_records = opened.events.len() as u64;
+    let torn_tail = opened.truncated.as_ref().map(|tail| {
+        format!(
+            "{} bytes cut at offset {} of {} ({}); the next record is LSN {}",
+            tail.bytes,
+            tail.offset,
+            tail.segment.display(),
+            tail.damage,
+            tail.first_lost_lsn
+        )
+    });
     for event in &opened.events {
         engine.apply(event);
         outbox.observe(event);
@@ -177,6 +189,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         commands,
         exchange: Some(exchange),
         recovered_records,
+        torn_tail,
     })
 }
 
