@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::auction::{Award, Candidate, Outcome, Selection, SelectionRequest, Selector};
-use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign};
+use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign, CompiledSeller};
 use super::caps::{CapCounters, CapReservation, CapUsage};
 use super::clock::{LocalTime, ZoneClock};
 use super::dedupe::{ContactHistory, PingTokens};
@@ -24,6 +24,7 @@ use super::geo::ZipTable;
 use super::preping::{check_consent, check_contact, check_view, contact_hashes};
 use super::territory::TerritoryMatches;
 use super::types::{BuyerId, CampaignId, Exclusion, SellerId, TimeUs, VerticalIx};
+use super::usage::{CampaignRef, Usage};
 use crate::limits::{AUCTION_RUNNERS_UP_MAX, TRACE_EVENTS_MAX};
 use crate::protocol::{
     AuctionLost, AuctionWon, CampaignRole, Consent, Contact, DeliveryOutcome, ErrorCode, Hash32,
@@ -177,7 +178,7 @@ struct Auction {
 /// The lead an auction is deciding on, as the eligibility checks need it.
 #[derive(Clone, Copy)]
 struct LeadInHand<'a> {
-    seller: SellerId,
+    seller: &'a CompiledSeller,
     ping: &'a Ping<'a>,
     attributes: &'a LeadAttributes<'a>,
     hashes: &'a [Hash32],
@@ -233,10 +234,9 @@ pub struct Engine {
     book: Arc<Book>,
     /// A cached local clock per book zone (a cache only: rebuilt with the book).
     clocks: Vec<ZoneClock>,
-    campaign_caps: FxHashMap<CampaignId, CapCounters>,
-    buyer_budgets: FxHashMap<BuyerId, CapCounters>,
-    /// When each campaign last won, as a stamp that increases by one per award, for round robin.
-    last_selected: FxHashMap<CampaignId, u64>,
+    /// Cap counters per campaign, budget counters per buyer, and when each campaign last won
+    /// (a stamp that increases by one per award, for round robin).
+    usage: Usage,
     selection_stamp: u64,
     next_ping_id: PingId,
     next_lead_id: LeadId,
@@ -376,9 +376,7 @@ impl Engine {
             defs: BookDefs::default(),
             book: Arc::new(Book::empty()),
             clocks: Vec::new(),
-            campaign_caps: FxHashMap::default(),
-            buyer_budgets: FxHashMap::default(),
-            last_selected: FxHashMap::default(),
+            usage: Usage::default(),
             selection_stamp: 0,
             next_ping_id: 0,
             next_lead_id: 0,
@@ -424,11 +422,12 @@ impl Engine {
     /// A campaign's cap counters as of `now` in its buyer's time zone (committed and reserved
     /// per period), for stats, traces and tests. `None` for an unknown campaign.
     pub fn campaign_usage(&mut self, campaign: CampaignId, now: TimeUs) -> Option<CapUsage> {
-        let zone = self.book.campaign_by_id(campaign)?.zone;
-        let local = self.local_time(zone, now);
+        let book = Arc::clone(&self.book);
+        let compiled = book.campaign_by_id(campaign)?;
+        let local = self.local_time(compiled.zone, now);
         Some(
-            self.campaign_caps
-                .get(&campaign)
+            self.usage
+                .caps(&book, &book, CampaignRef::Compiled(compiled))
                 .map(|counters| counters.usage(&local))
                 .unwrap_or_default(),
         )
@@ -436,11 +435,13 @@ impl Engine {
 
     /// A buyer's budget counters as of `now` in its time zone. `None` for an unknown buyer.
     pub fn budget_usage(&mut self, buyer: BuyerId, now: TimeUs) -> Option<CapUsage> {
-        let zone = self.book.buyer(buyer)?.zone;
+        let book = Arc::clone(&self.book);
+        let zone = book.buyer(buyer)?.zone;
         let local = self.local_time(zone, now);
+        let ids = CampaignRef::Ids { campaign: 0, buyer };
         Some(
-            self.buyer_budgets
-                .get(&buyer)
+            self.usage
+                .budget(&book, &book, ids)
                 .map(|counters| counters.usage(&local))
                 .unwrap_or_default(),
         )
@@ -505,9 +506,9 @@ impl Engine {
         let text = |value: &dyn std::fmt::Debug| format!("{value:?}");
         text(&self.defs).hash(&mut hasher);
         self.book.version.hash(&mut hasher);
-        text(&sorted(&self.campaign_caps)).hash(&mut hasher);
-        text(&sorted(&self.buyer_budgets)).hash(&mut hasher);
-        sorted(&self.last_selected).hash(&mut hasher);
+        text(&self.usage.all_caps(&self.book)).hash(&mut hasher);
+        text(&self.usage.all_budgets(&self.book)).hash(&mut hasher);
+        self.usage.all_last_selected(&self.book).hash(&mut hasher);
         (
             self.selection_stamp,
             self.next_ping_id,
@@ -789,7 +790,7 @@ impl Engine {
         for &ix in &matches.included {
             let campaign = book.campaign(ix);
             let lead = LeadInHand {
-                seller: seller_id,
+                seller,
                 ping,
                 attributes: &attributes,
                 hashes: &hashes,
@@ -938,9 +939,6 @@ impl Engine {
             hashes,
             now,
         } = *lead;
-        let Some(seller) = book.seller(seller) else {
-            return Err(Exclusion::Blocked);
-        };
         if !seller.admits(campaign.buyer) {
             return Err(Exclusion::Blocked);
         }
@@ -972,16 +970,18 @@ impl Engine {
 
     /// The headroom of a campaign's caps and its buyer's budget at `local`.
     fn room(&self, book: &Book, campaign: &CompiledCampaign, local: &LocalTime) -> Room {
-        let campaign_room = match self.campaign_caps.get(&campaign.id) {
+        let current = &self.book;
+        let at = CampaignRef::Compiled(campaign);
+        let campaign_room = match self.usage.caps(current, book, at) {
             Some(counters) => counters.headroom(&campaign.caps, local),
             None => CapCounters::default().headroom(&campaign.caps, local),
         };
-        let budget =
-            book.buyer(campaign.buyer)
-                .map(|buyer| match self.buyer_budgets.get(&buyer.id) {
-                    Some(counters) => counters.headroom(&buyer.budget, local),
-                    None => CapCounters::default().headroom(&buyer.budget, local),
-                });
+        // A compiled campaign's buyer is always in its book.
+        let buyer = book.buyer_at(campaign.buyer_ix);
+        let budget = Some(match self.usage.budget(current, book, at) {
+            Some(counters) => counters.headroom(&buyer.budget, local),
+            None => CapCounters::default().headroom(&buyer.budget, local),
+        });
         Room {
             campaign: campaign_room,
             budget,
@@ -1006,7 +1006,9 @@ impl Engine {
         shared_price: Option<Money>,
         answered_at: TimeUs,
     ) -> Candidate {
-        let last_selected = self.last_selected.get(&campaign.id).copied().unwrap_or(0);
+        let last_selected =
+            self.usage
+                .last_selected(&self.book, &self.book, CampaignRef::Compiled(campaign));
         priced(
             campaign,
             exclusive_price,
@@ -2045,6 +2047,7 @@ impl Engine {
                     })
                     .collect();
                 self.zone_times = vec![None; self.clocks.len()];
+                self.usage.rebook(&self.book, &book);
                 self.book = Arc::new(book);
             }
             Event::PingRejected { .. } => {}
@@ -2121,7 +2124,6 @@ impl Engine {
                 price,
                 reason: _,
             } => {
-                let last_selected = self.last_selected.get(campaign).copied().unwrap_or(0);
                 let Some(auction) = self.auctions.get_mut(ping_id) else {
                     return;
                 };
@@ -2139,6 +2141,12 @@ impl Engine {
                         let Some(compiled) = book.campaign_by_id(*campaign) else {
                             return;
                         };
+                        let last_selected = self.usage.last_selected(
+                            &self.book,
+                            &book,
+                            CampaignRef::Compiled(compiled),
+                        );
+                        let auction = auction_mut(&mut self.auctions, *ping_id);
                         auction.bidders.push((*campaign, offer.buyer));
                         let (exclusive_price, shared_price) = match offer.sale_mode {
                             SaleMode::Exclusive => (Some(*price), None),
@@ -2434,23 +2442,25 @@ impl Engine {
             .map(|b| b.budget)
             .unwrap_or_default();
         let local = self.local_time(zone, at);
+        let current = Arc::clone(&self.book);
+        let of = CampaignRef::Compiled(campaign);
         let cap = self
-            .campaign_caps
-            .entry(award.campaign)
-            .or_default()
+            .usage
+            .caps_mut(&current, book, of, true)
+            .unwrap_or_else(|| unreachable!("created on first use"))
             .reserve(&caps_limits, &local, award.price)
             .unwrap_or_else(|error| {
                 panic!("reservation checked before the event must fit: {error:?}")
             });
         let budget = self
-            .buyer_budgets
-            .entry(award.buyer)
-            .or_default()
+            .usage
+            .budget_mut(&current, book, of, true)
+            .unwrap_or_else(|| unreachable!("created on first use"))
             .reserve(&budget_limits, &local, award.price)
             .unwrap_or_else(|error| panic!("budget checked before the event must fit: {error:?}"));
         self.selection_stamp += 1;
-        self.last_selected
-            .insert(award.campaign, self.selection_stamp);
+        self.usage
+            .set_last_selected(&current, book, of, self.selection_stamp);
         Held {
             award,
             payout,
@@ -2460,20 +2470,34 @@ impl Engine {
     }
 
     fn commit(&mut self, held: &Held) {
-        if let Some(counters) = self.campaign_caps.get_mut(&held.award.campaign) {
-            counters.commit(&held.cap);
-        }
-        if let Some(counters) = self.buyer_budgets.get_mut(&held.award.buyer) {
-            counters.commit(&held.budget);
-        }
+        self.settle(held, true);
     }
 
     fn release(&mut self, held: &Held) {
-        if let Some(counters) = self.campaign_caps.get_mut(&held.award.campaign) {
-            counters.release(&held.cap);
+        self.settle(held, false);
+    }
+
+    /// Commits or releases a held reservation, by its campaign's and buyer's ids (the current
+    /// book may have moved them, or no longer have them).
+    fn settle(&mut self, held: &Held, commit: bool) {
+        let current = Arc::clone(&self.book);
+        let ids = CampaignRef::Ids {
+            campaign: held.award.campaign,
+            buyer: held.award.buyer,
+        };
+        if let Some(counters) = self.usage.caps_mut(&current, &current, ids, false) {
+            if commit {
+                counters.commit(&held.cap);
+            } else {
+                counters.release(&held.cap);
+            }
         }
-        if let Some(counters) = self.buyer_budgets.get_mut(&held.award.buyer) {
-            counters.release(&held.budget);
+        if let Some(counters) = self.usage.budget_mut(&current, &current, ids, false) {
+            if commit {
+                counters.commit(&held.budget);
+            } else {
+                counters.release(&held.budget);
+            }
         }
     }
 }
