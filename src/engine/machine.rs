@@ -287,7 +287,7 @@ struct Room {
 impl Room {
     /// Whether one more lead at `price` fits the campaign's caps, then its buyer's budget.
     fn fits(&self, price: Money) -> Result<(), Exclusion> {
-        if !self.campaign.is_some_and(|room| price <= room) {
+        if self.campaign.is_none_or(|room| price > room) {
             return Err(Exclusion::Cap);
         }
         match self.budget {
