@@ -262,6 +262,13 @@ pub const CONSENT_CLOCK_SKEW_MAX_US: u64 = 5 * 60 * 1_000_000;
 /// `u32` the selector keeps. Exceeding it is the engine's bug, and asserted.
 pub const AUCTION_CANDIDATES_MAX: usize = 65_536;
 
+/// Runners-up an auction keeps for its cascade (primaries and fallbacks each), best first.
+/// Each step of a cascade waits for a buyer's answer (a live buyer's accept window, seconds),
+/// so 32 steps already outlast the minutes in which a consumer still expects a call; beyond
+/// them the lead is held back unsold. The bound keeps an auction's record small and lets
+/// selection rank only the best few dozen of hundreds of candidates instead of sorting them all.
+pub const AUCTION_RUNNERS_UP_MAX: usize = 32;
+
 /// The latest instant whose local time is computed exactly: jiff's largest timestamp,
 /// 9999-12-30T22:00:00Z, the last instant at which every offset still gives a date jiff can
 /// represent. A later `now` (a corrupt clock, not a real one) is read as this instant, so keys

@@ -292,19 +292,33 @@ impl Market<'_> {
 
     /// Splits the ordered `entries` into winners (from the first `deciding_end`, at most
     /// `winners_max`, distinct buyers) and runners-up (the rest; for a shared sale, not of a
-    /// winning buyer), as positions in `entries`.
+    /// winning buyer), as positions in `entries`, stopping once `runners_up_max` runners-up are
+    /// found. Only the first `ordered` entries are in order: false when the split needed more.
+    #[allow(clippy::too_many_arguments)]
     fn split(
         &self,
         entries: &[Entry],
         deciding_end: usize,
+        ordered: usize,
         winners_max: usize,
+        runners_up_max: usize,
         winners: &mut Vec<u32>,
         runners_up: &mut Vec<u32>,
-    ) {
+    ) -> bool {
         winners.clear();
         runners_up.clear();
         let shared = self.mode == SaleMode::Shared;
         for (position, entry) in (0..).zip(entries) {
+            // Once a runner-up is found the winners are final: a runner-up of the deciding
+            // tier comes after the winners are full (or is a winning buyer's, which a shared
+            // sale skips and an exclusive one only meets after its single winner), and one of
+            // a later tier after the deciding tier is done.
+            if runners_up.len() >= runners_up_max {
+                return true;
+            }
+            if position as usize >= ordered {
+                return false;
+            }
             let buyer = self.candidate(entry).buyer;
             let buyer_won = winners
                 .iter()
@@ -315,15 +329,20 @@ impl Market<'_> {
                 runners_up.push(position);
             }
         }
+        true
     }
 
     /// What a sale of the ordered deciding tier to at most `winners_max` buyers brings in all.
-    fn sale_total(&self, tier: &[Entry], winners_max: usize) -> Money {
+    /// Only the first `ordered` entries are in order: `None` when the total needed more.
+    fn sale_total(&self, tier: &[Entry], ordered: usize, winners_max: usize) -> Option<Money> {
         let mut buyers = [0; SHARED_BUYERS_MAX as usize];
         let mut winners = [0_usize; SHARED_BUYERS_MAX as usize];
         let mut count = 0;
         let mut first_runner_up = None;
         for (position, entry) in tier.iter().enumerate() {
+            if position >= ordered {
+                return None;
+            }
             let buyer = self.candidate(entry).buyer;
             let buyer_won = buyers[..count].contains(&buyer);
             if count < winners_max && !buyer_won {
@@ -335,10 +354,12 @@ impl Market<'_> {
                 break;
             }
         }
-        winners[..count]
-            .iter()
-            .map(|&w| self.price(&tier[w], first_runner_up))
-            .sum()
+        Some(
+            winners[..count]
+                .iter()
+                .map(|&w| self.price(&tier[w], first_runner_up))
+                .sum(),
+        )
     }
 }
 
@@ -359,6 +380,8 @@ pub struct Selector {
     fenwick: Vec<u64>,
     /// The weighted strategy's draws, in order.
     drawn: Vec<Entry>,
+    /// Which positions of a weighted tier were drawn, when only the first draws are needed.
+    taken: Vec<bool>,
 }
 
 impl Selector {
@@ -383,6 +406,7 @@ impl Selector {
             runners_up: Vec::with_capacity(candidates),
             fenwick: Vec::with_capacity(2 * candidates),
             drawn: Vec::with_capacity(candidates),
+            taken: Vec::with_capacity(candidates),
         }
     }
 
@@ -400,6 +424,25 @@ impl Selector {
         candidates: &[Candidate],
         strategy_of_tier: impl Fn(u8) -> Strategy,
         request: &SelectionRequest,
+    ) -> &Selection {
+        self.select_ranked(candidates, strategy_of_tier, request, usize::MAX)
+    }
+
+    /// As [`select`](Self::select), keeping only the first `runners_up_max` runners-up: the
+    /// same winners, prices, `considered` and `either`, and `runners_up` truncated to its first
+    /// `runners_up_max`, each priced as `select` prices it. Only as much of the order as that
+    /// needs is worked out: a partial selection of the best entries, then a sort of those, so
+    /// an auction of n candidates costs O(n + k log k) instead of O(n log n).
+    ///
+    /// # Panics
+    ///
+    /// As [`select`](Self::select).
+    pub fn select_ranked(
+        &mut self,
+        candidates: &[Candidate],
+        strategy_of_tier: impl Fn(u8) -> Strategy,
+        request: &SelectionRequest,
+        runners_up_max: usize,
     ) -> &Selection {
         assert!(
             candidates.len() <= AUCTION_CANDIDATES_MAX,
@@ -487,63 +530,29 @@ impl Selector {
             return &self.selection;
         };
 
-        // The deciding tier first, in its strategy's order, in both modes; the later tiers only
-        // for the mode sold, once it is known.
-        let seed = request.seed;
-        let exclusive_end = move_tier_first(&mut self.exclusive, deciding);
-        let shared_end = move_tier_first(&mut self.shared, deciding);
-        for segment in [
-            &mut self.exclusive[..exclusive_end],
-            &mut self.shared[..shared_end],
-        ] {
-            order(
-                segment,
-                candidates,
-                seed,
-                &mut self.fenwick,
-                &mut self.drawn,
-            );
-        }
-        let market = |mode| Market {
-            candidates,
-            mode,
-            floor,
+        // First order only as many entries as the winners, the runners-up kept, the one after
+        // them (a second-price runner-up pays against it) and a shared sale's skipped campaigns
+        // of winning buyers usually take; when that falls short, order them all. Either way the
+        // order of what is used is the same: it is total, and a weighted tier's first draws do
+        // not depend on how many follow.
+        let mut need = if runners_up_max == usize::MAX {
+            usize::MAX
+        } else {
+            runners_up_max.saturating_add(2 * usize::from(SHARED_BUYERS_MAX) + 1)
         };
-        let shared_max = usize::from(request.shared_buyers_max);
-        let mode = match (exclusive_end > 0, shared_end > 0) {
-            (true, false) => SaleMode::Exclusive,
-            (false, true) => SaleMode::Shared,
-            _ => {
-                let exclusive_total =
-                    market(SaleMode::Exclusive).sale_total(&self.exclusive[..exclusive_end], 1);
-                let shared_total =
-                    market(SaleMode::Shared).sale_total(&self.shared[..shared_end], shared_max);
-                self.selection.either = Some(EitherComparison {
-                    exclusive_total,
-                    shared_total,
-                });
-                if exclusive_total > shared_total {
-                    SaleMode::Exclusive
-                } else {
-                    SaleMode::Shared
-                }
+        let mode = loop {
+            if let Some(mode) = self.rank(candidates, request, deciding, need, runners_up_max) {
+                break mode;
             }
+            need = usize::MAX;
         };
-        let (sold, sold_end, unsold, winners_max) = match mode {
-            SaleMode::Exclusive => (&mut self.exclusive, exclusive_end, &self.shared, 1),
-            SaleMode::Shared => (&mut self.shared, shared_end, &self.exclusive, shared_max),
-        };
-        order(
-            &mut sold[sold_end..],
-            candidates,
-            seed,
-            &mut self.fenwick,
-            &mut self.drawn,
-        );
-        let sold = &*sold;
 
         // Candidates eligible only for the mode not sold (with `either`), with the reason
         // relative to the sold mode.
+        let unsold = match mode {
+            SaleMode::Exclusive => &self.shared,
+            SaleMode::Shared => &self.exclusive,
+        };
         for entry in unsold {
             let candidate = &candidates[entry.ix as usize];
             let price = match mode {
@@ -557,17 +566,102 @@ impl Selector {
             };
             self.selection.considered.push((entry.campaign, reason));
         }
+        self.selection.outcome = Outcome::Sale(mode);
+        self.selection
+            .considered
+            .sort_unstable_by_key(|&(campaign, _)| campaign);
+        &self.selection
+    }
+
+    /// Chooses the sale mode and fills the winners and the first `runners_up_max` runners-up,
+    /// ordering at most the first `need` entries of each mode. `None` (with nothing filled)
+    /// when that prefix was too short to decide.
+    fn rank(
+        &mut self,
+        candidates: &[Candidate],
+        request: &SelectionRequest,
+        deciding: u8,
+        need: usize,
+        runners_up_max: usize,
+    ) -> Option<SaleMode> {
+        let seed = request.seed;
+        let floor = request.floor;
+        let market = |mode| Market {
+            candidates,
+            mode,
+            floor,
+        };
+        let shared_max = usize::from(request.shared_buyers_max);
+        let in_deciding = |entries: &[Entry]| entries.iter().filter(|e| e.tier == deciding).count();
+        let exclusive_end = in_deciding(&self.exclusive);
+        let shared_end = in_deciding(&self.shared);
+        let mut exclusive_ordered = 0;
+        let mut shared_ordered = 0;
+        let mode = match (exclusive_end > 0, shared_end > 0) {
+            (true, false) => SaleMode::Exclusive,
+            (false, true) => SaleMode::Shared,
+            _ => {
+                // The deciding tier of both modes, as far as their totals need.
+                for (entries, ordered) in [
+                    (&mut self.exclusive, &mut exclusive_ordered),
+                    (&mut self.shared, &mut shared_ordered),
+                ] {
+                    let scratch = Scratch {
+                        fenwick: &mut self.fenwick,
+                        drawn: &mut self.drawn,
+                        taken: &mut self.taken,
+                    };
+                    *ordered = order_prefix(entries, 0, need, true, candidates, seed, scratch);
+                }
+                let exclusive_total = market(SaleMode::Exclusive).sale_total(
+                    &self.exclusive[..exclusive_end],
+                    exclusive_ordered,
+                    1,
+                )?;
+                let shared_total = market(SaleMode::Shared).sale_total(
+                    &self.shared[..shared_end],
+                    shared_ordered,
+                    shared_max,
+                )?;
+                self.selection.either = Some(EitherComparison {
+                    exclusive_total,
+                    shared_total,
+                });
+                if exclusive_total > shared_total {
+                    SaleMode::Exclusive
+                } else {
+                    SaleMode::Shared
+                }
+            }
+        };
+        let (sold, sold_end, sold_ordered, winners_max) = match mode {
+            SaleMode::Exclusive => (&mut self.exclusive, exclusive_end, exclusive_ordered, 1),
+            SaleMode::Shared => (&mut self.shared, shared_end, shared_ordered, shared_max),
+        };
+        let scratch = Scratch {
+            fenwick: &mut self.fenwick,
+            drawn: &mut self.drawn,
+            taken: &mut self.taken,
+        };
+        let ordered = order_prefix(sold, sold_ordered, need, false, candidates, seed, scratch);
+        let sold = &*sold;
 
         // Prices: the winners against the deciding tier's first runner-up; each runner-up
-        // against the next runner-up in its tier.
+        // against the next runner-up in its tier (so one more is ranked than is kept).
         let market = market(mode);
-        market.split(
+        let complete = market.split(
             sold,
             sold_end,
+            ordered,
             winners_max,
+            runners_up_max.saturating_add(1),
             &mut self.winners,
             &mut self.runners_up,
         );
+        if !complete {
+            self.selection.either = None;
+            return None;
+        }
         let at = |position: &u32| &sold[*position as usize];
         let first_runner_up = self
             .runners_up
@@ -579,7 +673,13 @@ impl Selector {
                 .winners
                 .push(market.award(winner, first_runner_up));
         }
-        for (i, runner_up) in self.runners_up.iter().map(at).enumerate() {
+        for (i, runner_up) in self
+            .runners_up
+            .iter()
+            .take(runners_up_max)
+            .map(at)
+            .enumerate()
+        {
             let next = self
                 .runners_up
                 .get(i + 1)
@@ -589,12 +689,15 @@ impl Selector {
                 .runners_up
                 .push(market.award(runner_up, next));
         }
-        self.selection.outcome = Outcome::Sale(mode);
-        self.selection
-            .considered
-            .sort_unstable_by_key(|&(campaign, _)| campaign);
-        &self.selection
+        Some(mode)
     }
+}
+
+/// The weighted strategy's reused buffers.
+struct Scratch<'a> {
+    fenwick: &'a mut Vec<u64>,
+    drawn: &'a mut Vec<Entry>,
+    taken: &'a mut Vec<bool>,
 }
 
 /// Selects with a fresh [`Selector`]: the same result, allocating its buffers each call.
@@ -620,37 +723,68 @@ fn move_tier_first(entries: &mut [Entry], tier: u8) -> usize {
     end
 }
 
-/// Orders `entries`: tiers ascending, each by its strategy ([`Entry::rank`], then the draws of
-/// weighted tiers).
-fn order(
+/// Orders the first `need` entries of `entries` (all of them for `usize::MAX`): tiers
+/// ascending, each by its strategy ([`Entry::rank`], then the draws of weighted tiers). The
+/// first `start` are already in order and end a tier (or `need` was reached); with
+/// `first_tier_only`, only one more tier is ordered. Returns how many are now in order; the rest
+/// are left in no particular order. A tier that is only partly needed costs a partial selection
+/// (O(n)) and a sort of the part; a weighted one its O(n) tree and a draw per needed entry.
+fn order_prefix(
     entries: &mut [Entry],
+    start: usize,
+    need: usize,
+    first_tier_only: bool,
     candidates: &[Candidate],
     seed: u64,
-    fenwick: &mut Vec<u64>,
-    drawn: &mut Vec<Entry>,
-) {
-    entries.sort_unstable_by(Entry::rank);
-    let mut start = 0;
-    while let Some(first) = entries.get(start) {
-        let tier = first.tier;
-        let end = start + entries[start..].partition_point(|e| e.tier == tier);
-        if first.strategy == Strategy::Weighted {
+    mut scratch: Scratch<'_>,
+) -> usize {
+    let mut start = start;
+    while start < entries.len() && start < need {
+        let rest = &mut entries[start..];
+        let Some(tier) = rest.iter().map(|e| e.tier).min() else {
+            break;
+        };
+        let end = move_tier_first(rest, tier);
+        let segment = &mut rest[..end];
+        let wanted = need - start;
+        if segment[0].strategy == Strategy::Weighted {
+            // Campaign id order, from which the draws are made (usually already so: the
+            // engine's candidates come in campaign order, and a sorted run is one pass).
+            segment.sort_unstable_by(Entry::rank);
             let rng = SplitMix64::new(seed, tier);
-            order_weighted(&mut entries[start..end], candidates, rng, fenwick, drawn);
+            order_weighted(segment, wanted, candidates, rng, &mut scratch);
+        } else if wanted < end {
+            segment.select_nth_unstable_by(wanted, Entry::rank);
+            segment[..wanted].sort_unstable_by(Entry::rank);
+        } else {
+            segment.sort_unstable_by(Entry::rank);
         }
-        start = end;
+        start += end.min(wanted);
+        if first_tier_only {
+            break;
+        }
     }
+    start.min(entries.len())
 }
 
 /// Weighted sampling without replacement over `tier` (in campaign id order), with a Fenwick
-/// tree of the remaining weights so that each draw costs O(log n).
+/// tree of the remaining weights so that each draw costs O(log n). Only the first `draws` are
+/// drawn; they come first, and the undrawn follow in no particular order.
 fn order_weighted(
     tier: &mut [Entry],
+    draws: usize,
     candidates: &[Candidate],
     mut rng: SplitMix64,
-    fenwick: &mut Vec<u64>,
-    drawn: &mut Vec<Entry>,
+    scratch: &mut Scratch<'_>,
 ) {
+    let Scratch {
+        fenwick,
+        drawn,
+        taken,
+    } = scratch;
+    let draws = draws.min(tier.len());
+    taken.clear();
+    taken.resize(tier.len(), false);
     let weight = |entry: &Entry| u64::from(candidates[entry.ix as usize].weight);
     let n = tier.len();
     let top_step = if n == 0 { 0 } else { 1 << n.ilog2() };
@@ -670,7 +804,7 @@ fn order_weighted(
         }
     }
     drawn.clear();
-    while remaining > 0 {
+    while drawn.len() < draws {
         // Lemire's multiply-shift: an integer in 0..remaining from 64 random bits. The product
         // is below 2^64 * remaining, so its high half is below `remaining`.
         #[allow(clippy::cast_possible_truncation)]
@@ -688,12 +822,21 @@ fn order_weighted(
         }
         let entry = tier[position];
         drawn.push(entry);
+        taken[position] = true;
         remaining -= weight(&entry);
         let mut node = position + 1;
         while node <= n {
             fenwick[node] -= weight(&entry);
             node += node & node.wrapping_neg();
         }
+    }
+    if drawn.len() < tier.len() {
+        drawn.extend(
+            tier.iter()
+                .zip(taken.iter())
+                .filter(|(_, t)| !**t)
+                .map(|(e, _)| *e),
+        );
     }
     tier.copy_from_slice(drawn);
 }
@@ -1495,6 +1638,7 @@ mod tests {
                 (s.runners_up.as_ptr() as usize, s.runners_up.capacity()),
                 (s.fenwick.as_ptr() as usize, s.fenwick.capacity()),
                 (s.drawn.as_ptr() as usize, s.drawn.capacity()),
+                (s.taken.as_ptr() as usize, s.taken.capacity()),
             ]
         };
         let warm = buffers(&selector);
@@ -1742,6 +1886,21 @@ mod tests {
             let mut selector = Selector::new();
             selector.select(&shuffled, strategy_of_tier, &SelectionRequest { seed: request.seed ^ 1, ..request });
             prop_assert_eq!(&first, selector.select(&candidates, strategy_of_tier, &request));
+        }
+
+        #[test]
+        fn ranking_only_the_first_runners_up_gives_the_same_selection_cut_short(
+            candidates in any_candidates(),
+            tree in proptest::array::uniform4(any_strategy()),
+            request in any_request(),
+            runners_up_max in 0..6_usize,
+        ) {
+            let strategy_of_tier = |tier: u8| tree[usize::from(tier)];
+            let mut full = select(&candidates, strategy_of_tier, &request);
+            full.runners_up.truncate(runners_up_max);
+            let mut selector = Selector::new();
+            let ranked = selector.select_ranked(&candidates, strategy_of_tier, &request, runners_up_max);
+            prop_assert_eq!(&full, ranked);
         }
 
         #[test]

@@ -270,7 +270,9 @@ impl CompiledSeller {
 
     /// Whether the seller's allow and block lists let this buyer buy its leads.
     pub fn admits(&self, buyer: BuyerId) -> bool {
-        !self.buyers_blocked.contains(&buyer)
+        // Most sellers list nobody: asked once per campaign of every auction, the empty lists
+        // are not hashed into.
+        (self.buyers_blocked.is_empty() || !self.buyers_blocked.contains(&buyer))
             && (self.buyers_allowed.is_empty() || self.buyers_allowed.contains(&buyer))
     }
 
@@ -290,6 +292,8 @@ impl CompiledSeller {
 #[derive(Debug)]
 pub struct CompiledBuyer {
     pub id: BuyerId,
+    /// Its position in this snapshot's dense buyer table (buyers in id order).
+    pub ix: u32,
     pub active: bool,
     /// Index into [`Book::zones`].
     pub zone: u16,
@@ -302,7 +306,11 @@ pub struct CompiledBuyer {
 #[derive(Debug)]
 pub struct CompiledCampaign {
     pub id: CampaignId,
+    /// Its position in this snapshot's campaign table (campaigns in id order).
+    pub ix: CampaignIx,
     pub buyer: BuyerId,
+    /// Its buyer's position in this snapshot's buyer table.
+    pub buyer_ix: u32,
     pub vertical: VerticalIx,
     /// The campaign and its buyer are both active.
     pub active: bool,
@@ -329,7 +337,9 @@ pub struct Book {
     verticals: Vec<CompiledVertical>,
     vertical_by_name: FxHashMap<Box<str>, VerticalIx>,
     sellers: FxHashMap<SellerId, CompiledSeller>,
-    buyers: FxHashMap<BuyerId, CompiledBuyer>,
+    /// In id order; state kept per buyer (budgets) is indexed alike.
+    buyers: Vec<CompiledBuyer>,
+    buyer_by_id: FxHashMap<BuyerId, u32>,
     campaigns: Vec<CompiledCampaign>,
     campaign_by_id: FxHashMap<CampaignId, CampaignIx>,
     /// Every distinct IANA time zone of the book's buyers.
@@ -406,7 +416,8 @@ impl Book {
         }
 
         let mut zones: Vec<Box<str>> = Vec::new();
-        let mut buyers = FxHashMap::default();
+        let mut buyers = Vec::with_capacity(defs.buyers.len());
+        let mut buyer_by_id = FxHashMap::default();
         for buyer in defs.buyers.values() {
             super::clock::ZoneClock::new(&buyer.time_zone).map_err(|_| {
                 AdminError::new(
@@ -424,19 +435,21 @@ impl Book {
                     zones.len() - 1
                 }
             };
-            buyers.insert(
-                buyer.buyer_id,
-                CompiledBuyer {
-                    id: buyer.buyer_id,
-                    active: buyer.status == Status::Active,
-                    zone: u16::try_from(zone).map_err(|_| {
-                        AdminError::new(ErrorCode::INVALID_DEFINITION, "too many time zones")
-                    })?,
-                    budget: CapLimits::budget(buyer.budget_day, buyer.budget_month),
-                    delivery: buyer.delivery,
-                    accept_within_ms: buyer.accept_within_ms,
-                },
-            );
+            let ix = u32::try_from(buyers.len()).map_err(|_| {
+                AdminError::new(ErrorCode::INVALID_DEFINITION, "more than 2^32 buyers")
+            })?;
+            buyer_by_id.insert(buyer.buyer_id, ix);
+            buyers.push(CompiledBuyer {
+                id: buyer.buyer_id,
+                ix,
+                active: buyer.status == Status::Active,
+                zone: u16::try_from(zone).map_err(|_| {
+                    AdminError::new(ErrorCode::INVALID_DEFINITION, "too many time zones")
+                })?,
+                budget: CapLimits::budget(buyer.budget_day, buyer.budget_month),
+                delivery: buyer.delivery,
+                accept_within_ms: buyer.accept_within_ms,
+            });
         }
 
         let mut campaigns = Vec::with_capacity(defs.campaigns.len());
@@ -449,8 +462,9 @@ impl Book {
                     format!("campaign {id}: {message}"),
                 )
             };
-            let buyer = buyers
+            let buyer = buyer_by_id
                 .get(&campaign.buyer_id)
+                .and_then(|&ix| buyers.get(ix as usize))
                 .ok_or_else(|| not_found("buyer", campaign.buyer_id))?;
             let vertical = *vertical_by_name
                 .get(campaign.vertical.as_str())
@@ -488,7 +502,9 @@ impl Book {
             })?);
             campaigns.push(CompiledCampaign {
                 id,
+                ix,
                 buyer: campaign.buyer_id,
+                buyer_ix: buyer.ix,
                 vertical,
                 active: campaign.status == Status::Active && buyer.active,
                 role: campaign.role,
@@ -526,6 +542,7 @@ impl Book {
             vertical_by_name,
             sellers,
             buyers,
+            buyer_by_id,
             campaigns,
             campaign_by_id,
             zones,
@@ -546,7 +563,24 @@ impl Book {
     }
 
     pub fn buyer(&self, id: BuyerId) -> Option<&CompiledBuyer> {
-        self.buyers.get(&id)
+        self.buyer_by_id
+            .get(&id)
+            .map(|&ix| &self.buyers[ix as usize])
+    }
+
+    /// The buyer at a position of this snapshot's buyer table (see [`CompiledBuyer::ix`]).
+    pub fn buyer_at(&self, ix: u32) -> &CompiledBuyer {
+        &self.buyers[ix as usize]
+    }
+
+    /// Every buyer, in id order (position = [`CompiledBuyer::ix`]).
+    pub fn buyers(&self) -> &[CompiledBuyer] {
+        &self.buyers
+    }
+
+    /// Every campaign, in id order (position = [`CompiledCampaign::ix`]).
+    pub fn campaigns(&self) -> &[CompiledCampaign] {
+        &self.campaigns
     }
 
     pub fn campaign(&self, ix: CampaignIx) -> &CompiledCampaign {

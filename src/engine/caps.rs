@@ -377,6 +377,41 @@ impl CapCounters {
         Ok(())
     }
 
+    /// The highest price at which one more lead fits every limit at `local`, or `None` when
+    /// one more lead fits at no price: [`check`](Self::check) at `price` succeeds exactly when
+    /// `headroom` is `Some(h)` with `price <= h`. One pass answers the check for every price an
+    /// auction may ask about (an exclusive and a shared price, then the same at resolution).
+    /// Changes nothing.
+    #[inline]
+    pub fn headroom(&self, limits: &CapLimits, local: &LocalTime) -> Option<Money> {
+        let mut room = Money::MAX;
+        let limits_by_period = limits.leads_max.iter().zip(limits.spend_max.iter());
+        for ((counters, key), (&leads_max, &spend_max)) in
+            self.periods.iter().zip(keys(local)).zip(limits_by_period)
+        {
+            if leads_max == 0 && spend_max == 0 {
+                continue;
+            }
+            let fresh = key > counters.key;
+            if leads_max != 0 {
+                let used = if fresh { 0 } else { counters.leads_used() };
+                if used >= u64::from(leads_max) {
+                    return None;
+                }
+            }
+            if spend_max != 0 {
+                let used = if fresh { 0 } else { counters.spend_used() };
+                // `check` refuses `used + price > spend_max` with a saturating sum: nothing fits
+                // when `used` alone is over; under a limit of `Money::MAX` everything else does.
+                let left = spend_max.checked_sub(used)?;
+                if spend_max != Money::MAX {
+                    room = room.min(left);
+                }
+            }
+        }
+        Some(room)
+    }
+
     /// Reserves one lead at `price` in every period, or nothing: the periods `local` has moved
     /// past roll over first (only when the reservation succeeds).
     #[inline]
@@ -496,6 +531,30 @@ mod tests {
         for _ in 0..n {
             let r = c.reserve(limits, local, price).unwrap();
             c.commit(&r);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn headroom_answers_check_for_every_price(
+            leads in proptest::array::uniform5(0..4_u32),
+            spend in proptest::array::uniform5(prop_oneof![Just(0), 1..2_000_u64, Just(Money::MAX)]),
+            fills in proptest::collection::vec((0..3_u64, 0..900_u64), 0..6),
+            price in prop_oneof![0..2_500_u64, Just(Money::MAX)],
+        ) {
+            let limits = CapLimits { leads_max: leads, spend_max: spend };
+            let mut clock = clock();
+            let start = denver(2026, 5, 5, 10, 0);
+            let mut c = CapCounters::new();
+            for &(hours, fill_price) in &fills {
+                let local = clock.local(start + hours * HOUR);
+                if let Ok(r) = c.reserve(&limits, &local, fill_price) {
+                    c.commit(&r);
+                }
+            }
+            let local = clock.local(start + 2 * HOUR);
+            let fits = c.check(&limits, &local, price).is_ok();
+            prop_assert_eq!(fits, c.headroom(&limits, &local).is_some_and(|h| price <= h));
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::auction::{Award, Candidate, Outcome, Selection, SelectionRequest, Selector};
-use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign};
+use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign, CompiledSeller};
 use super::caps::{CapCounters, CapReservation, CapUsage};
 use super::clock::{LocalTime, ZoneClock};
 use super::dedupe::{ContactHistory, PingTokens};
@@ -23,8 +23,9 @@ use super::filters::LeadAttributes;
 use super::geo::ZipTable;
 use super::preping::{check_consent, check_contact, check_view, contact_hashes};
 use super::territory::TerritoryMatches;
-use super::types::{BuyerId, CampaignId, Exclusion, SellerId, TimeUs};
-use crate::limits::TRACE_EVENTS_MAX;
+use super::types::{BuyerId, CampaignId, Exclusion, SellerId, TimeUs, VerticalIx};
+use super::usage::{CampaignRef, Usage};
+use crate::limits::{AUCTION_RUNNERS_UP_MAX, TRACE_EVENTS_MAX};
 use crate::protocol::{
     AuctionLost, AuctionWon, CampaignRole, Consent, Contact, DeliveryOutcome, ErrorCode, Hash32,
     LeadDelivery, LeadView, Money, Ping, PingOffer, PingOutcome, PingResult, PingSaleMode,
@@ -153,6 +154,8 @@ struct Auction {
     shared_buyers_max: u8,
     floor: Money,
     bid_deadline: TimeUs,
+    /// The priced campaigns, while live campaigns are bidding (fixed prices, then bids as they
+    /// come); emptied at resolution, whose event records what came of them.
     candidates: Vec<Candidate>,
     /// Live campaigns asked and not answered yet.
     awaiting: Vec<OfferRecord>,
@@ -164,6 +167,8 @@ struct Auction {
     history: Vec<Step>,
     lead_id: LeadId,
     runners_up: VecDeque<Award>,
+    /// Campaigns left out while bidding (when the auction opened, and refused bids), for a
+    /// no-sale's reason; emptied at resolution. The trace keeps every exclusion in `history`.
     excluded: Vec<Excluded>,
     contact: Option<(Contact<'static>, Consent<'static>)>,
     direct: bool,
@@ -173,7 +178,7 @@ struct Auction {
 /// The lead an auction is deciding on, as the eligibility checks need it.
 #[derive(Clone, Copy)]
 struct LeadInHand<'a> {
-    seller: SellerId,
+    seller: &'a CompiledSeller,
     ping: &'a Ping<'a>,
     attributes: &'a LeadAttributes<'a>,
     hashes: &'a [Hash32],
@@ -229,10 +234,9 @@ pub struct Engine {
     book: Arc<Book>,
     /// A cached local clock per book zone (a cache only: rebuilt with the book).
     clocks: Vec<ZoneClock>,
-    campaign_caps: FxHashMap<CampaignId, CapCounters>,
-    buyer_budgets: FxHashMap<BuyerId, CapCounters>,
-    /// When each campaign last won, as a stamp that increases by one per award, for round robin.
-    last_selected: FxHashMap<CampaignId, u64>,
+    /// Cap counters per campaign, budget counters per buyer, and when each campaign last won
+    /// (a stamp that increases by one per award, for round robin).
+    usage: Usage,
     selection_stamp: u64,
     next_ping_id: PingId,
     next_lead_id: LeadId,
@@ -262,6 +266,47 @@ pub struct Engine {
     /// Reused buffers of the auction path.
     matches: TerritoryMatches,
     selector: Selector,
+    /// The last local time computed per book zone, with its instant: an auction asks for the
+    /// same zone's time once per campaign, and the answer only depends on the instant.
+    zone_times: Vec<Option<(TimeUs, LocalTime)>>,
+    /// Resolution's candidates with the prices that still fit, primaries and fallbacks.
+    primaries: Vec<Candidate>,
+    fallbacks: Vec<Candidate>,
+}
+
+/// How much one more lead of a campaign may cost: the headroom of its caps and of its buyer's
+/// budget at one instant (see [`CapCounters::headroom`]), so that every price the auction
+/// asks about is a comparison.
+#[derive(Debug, Clone, Copy)]
+struct Room {
+    campaign: Option<Money>,
+    /// `None` for a buyer missing from the book.
+    budget: Option<Option<Money>>,
+}
+
+impl Room {
+    /// Whether one more lead at `price` fits the campaign's caps, then its buyer's budget.
+    fn fits(&self, price: Money) -> Result<(), Exclusion> {
+        if self.campaign.is_none_or(|room| price > room) {
+            return Err(Exclusion::Cap);
+        }
+        match self.budget {
+            None => Err(Exclusion::Paused),
+            Some(budget) if budget.is_some_and(|room| price <= room) => Ok(()),
+            Some(_) => Err(Exclusion::Budget),
+        }
+    }
+}
+
+/// What deciding an auction needs besides its candidates.
+struct Decision<'a> {
+    book: &'a Book,
+    seller: SellerId,
+    vertical: Option<VerticalIx>,
+    request: SelectionRequest,
+    /// Exclusions recorded before resolution (when the auction opened, refused bids): with
+    /// the resolution's own, they give a no-sale its reason.
+    earlier: &'a [Excluded],
 }
 
 fn ms_until(now: TimeUs, deadline: TimeUs) -> u32 {
@@ -331,9 +376,7 @@ impl Engine {
             defs: BookDefs::default(),
             book: Arc::new(Book::empty()),
             clocks: Vec::new(),
-            campaign_caps: FxHashMap::default(),
-            buyer_budgets: FxHashMap::default(),
-            last_selected: FxHashMap::default(),
+            usage: Usage::default(),
             selection_stamp: 0,
             next_ping_id: 0,
             next_lead_id: 0,
@@ -356,6 +399,9 @@ impl Engine {
             compiled: None,
             matches: TerritoryMatches::default(),
             selector: Selector::default(),
+            zone_times: Vec::new(),
+            primaries: Vec::new(),
+            fallbacks: Vec::new(),
         }
     }
 
@@ -376,11 +422,12 @@ impl Engine {
     /// A campaign's cap counters as of `now` in its buyer's time zone (committed and reserved
     /// per period), for stats, traces and tests. `None` for an unknown campaign.
     pub fn campaign_usage(&mut self, campaign: CampaignId, now: TimeUs) -> Option<CapUsage> {
-        let zone = self.book.campaign_by_id(campaign)?.zone;
-        let local = self.local_time(zone, now);
+        let book = Arc::clone(&self.book);
+        let compiled = book.campaign_by_id(campaign)?;
+        let local = self.local_time(compiled.zone, now);
         Some(
-            self.campaign_caps
-                .get(&campaign)
+            self.usage
+                .caps(&book, &book, CampaignRef::Compiled(compiled))
                 .map(|counters| counters.usage(&local))
                 .unwrap_or_default(),
         )
@@ -388,11 +435,13 @@ impl Engine {
 
     /// A buyer's budget counters as of `now` in its time zone. `None` for an unknown buyer.
     pub fn budget_usage(&mut self, buyer: BuyerId, now: TimeUs) -> Option<CapUsage> {
-        let zone = self.book.buyer(buyer)?.zone;
+        let book = Arc::clone(&self.book);
+        let zone = book.buyer(buyer)?.zone;
         let local = self.local_time(zone, now);
+        let ids = CampaignRef::Ids { campaign: 0, buyer };
         Some(
-            self.buyer_budgets
-                .get(&buyer)
+            self.usage
+                .budget(&book, &book, ids)
                 .map(|counters| counters.usage(&local))
                 .unwrap_or_default(),
         )
@@ -426,7 +475,17 @@ impl Engine {
     }
 
     fn local_time(&mut self, zone: u16, now: TimeUs) -> LocalTime {
-        self.clocks[usize::from(zone)].local(now)
+        let zone = usize::from(zone);
+        if let Some(Some((at, local))) = self.zone_times.get(zone) {
+            if *at == now {
+                return *local;
+            }
+        }
+        let local = self.clocks[zone].local(now);
+        if let Some(slot) = self.zone_times.get_mut(zone) {
+            *slot = Some((now, local));
+        }
+        local
     }
 
     /// A digest of the whole state (not of caches or of requests waiting for answers), so
@@ -447,9 +506,9 @@ impl Engine {
         let text = |value: &dyn std::fmt::Debug| format!("{value:?}");
         text(&self.defs).hash(&mut hasher);
         self.book.version.hash(&mut hasher);
-        text(&sorted(&self.campaign_caps)).hash(&mut hasher);
-        text(&sorted(&self.buyer_budgets)).hash(&mut hasher);
-        sorted(&self.last_selected).hash(&mut hasher);
+        text(&self.usage.all_caps(&self.book)).hash(&mut hasher);
+        text(&self.usage.all_budgets(&self.book)).hash(&mut hasher);
+        self.usage.all_last_selected(&self.book).hash(&mut hasher);
         (
             self.selection_stamp,
             self.next_ping_id,
@@ -703,48 +762,63 @@ impl Engine {
         let mut matches = std::mem::take(&mut self.matches);
         book.territory
             .lookup(vertical, ping.lead.country, postal.as_str(), &mut matches);
-        let mut excluded: Vec<Excluded> = matches
-            .excluded
-            .iter()
-            .map(|&ix| Excluded {
-                campaign: book.campaign(ix).id,
-                reason: Exclusion::Territory.into(),
-            })
-            .collect();
+        // Sized once: every matched campaign lands in exactly one of these.
+        let mut excluded: Vec<Excluded> =
+            Vec::with_capacity(matches.excluded.len() + matches.included.len());
+        excluded.extend(matches.excluded.iter().map(|&ix| Excluded {
+            campaign: book.campaign(ix).id,
+            reason: Exclusion::Territory.into(),
+        }));
         let floor = seller.floor(vertical);
         let bid_deadline = now
             + u64::from(
                 ping.timeout_ms
                     .saturating_sub(self.config.deadline_margin_ms),
             ) * US_PER_MS;
-        let mut candidates = Vec::new();
+        let mut candidates = Vec::with_capacity(matches.included.len());
         let mut offers = Vec::new();
+        // What resolution sees if no live campaign is asked, so that it resolves in this call
+        // against the very state checked here: each fixed price that still fits, split into
+        // primaries and fallbacks, and the campaigns none of whose prices fit.
+        let mut primaries = std::mem::take(&mut self.primaries);
+        let mut fallbacks = std::mem::take(&mut self.fallbacks);
+        primaries.clear();
+        fallbacks.clear();
+        let mut late_excluded = Vec::new();
         // The lead's attributes, decoded once for every candidate's filters.
         let attributes = LeadAttributes::new(&ping.lead.attributes);
         for &ix in &matches.included {
             let campaign = book.campaign(ix);
             let lead = LeadInHand {
-                seller: seller_id,
+                seller,
                 ping,
                 attributes: &attributes,
                 hashes: &hashes,
                 now,
             };
-            let reason = self.eligibility(&book, campaign, &lead);
-            if let Err(exclusion) = reason {
-                excluded.push(Excluded {
-                    campaign: campaign.id,
-                    reason: exclusion.into(),
-                });
-                continue;
-            }
+            let room = match self.eligibility(&book, campaign, &lead) {
+                Ok(room) => room,
+                Err(exclusion) => {
+                    excluded.push(Excluded {
+                        campaign: campaign.id,
+                        reason: exclusion.into(),
+                    });
+                    continue;
+                }
+            };
             match campaign.pricing {
                 Pricing::Fixed { .. } => {
                     let exclusive = fixed_price(campaign, SaleMode::Exclusive)
                         .filter(|_| allows(ping.sale_mode, SaleMode::Exclusive));
                     let shared = fixed_price(campaign, SaleMode::Shared)
                         .filter(|_| allows(ping.sale_mode, SaleMode::Shared));
-                    candidates.push(self.candidate(campaign, exclusive, shared, now));
+                    let candidate = self.candidate(campaign, exclusive, shared, now);
+                    candidates.push(candidate);
+                    if let Some(refused) =
+                        sort_priced(campaign, candidate, &room, &mut primaries, &mut fallbacks)
+                    {
+                        late_excluded.push(refused);
+                    }
                 }
                 Pricing::LiveBid { bid_max, .. } => {
                     if bid_max < floor {
@@ -779,6 +853,27 @@ impl Engine {
         self.matches = matches;
 
         let ping_id = self.next_ping_id + 1;
+        // With nobody to ask, the auction is decided now: before its opening is recorded,
+        // which changes no cap, budget or round-robin stamp that the decision reads.
+        let decided = offers.is_empty().then(|| {
+            let decision = Decision {
+                book: &book,
+                seller: seller_id,
+                vertical: Some(vertical),
+                request: selection_request(
+                    self.config.seed,
+                    ping_id,
+                    ping.sale_mode,
+                    ping.shared_buyers_max,
+                    floor,
+                ),
+                earlier: &excluded,
+            };
+            self.decide(now, &decision, &primaries, &fallbacks, late_excluded)
+        });
+        self.primaries = primaries;
+        self.fallbacks = fallbacks;
+        let offered = (!offers.is_empty()).then(|| offers.clone());
         self.emit(Event::PingOpened {
             at: now,
             ping_id,
@@ -792,7 +887,7 @@ impl Engine {
             floor,
             bid_deadline,
             candidates,
-            offers: offers.clone(),
+            offers,
             excluded,
             direct: is_direct,
         });
@@ -803,10 +898,12 @@ impl Engine {
             self.pending.ping_answers.insert(ping_id, vec![request]);
         }
 
-        if offers.is_empty() {
-            self.resolve(now, ping_id);
+        let Some(offers) = offered else {
+            if let Some((resolution, excluded)) = decided {
+                self.conclude(now, ping_id, resolution, excluded, is_direct);
+            }
             return;
-        }
+        };
         let bid_within_ms = ms_until(now, bid_deadline);
         let lead = ping.lead.clone().into_owned();
         for offer in offers {
@@ -824,13 +921,14 @@ impl Engine {
         }
     }
 
-    /// Whether a campaign the territory matched may take part, or why not.
+    /// Whether a campaign the territory matched may take part, or why not; if it may, what
+    /// one more lead of it may cost.
     fn eligibility(
         &mut self,
         book: &Book,
         campaign: &CompiledCampaign,
         lead: &LeadInHand<'_>,
-    ) -> Result<(), Exclusion> {
+    ) -> Result<Room, Exclusion> {
         if !campaign.active {
             return Err(Exclusion::Paused);
         }
@@ -841,9 +939,6 @@ impl Engine {
             hashes,
             now,
         } = *lead;
-        let Some(seller) = book.seller(seller) else {
-            return Err(Exclusion::Blocked);
-        };
         if !seller.admits(campaign.buyer) {
             return Err(Exclusion::Blocked);
         }
@@ -861,7 +956,8 @@ impl Engine {
         if !campaign.schedule.is_open(&local) {
             return Err(Exclusion::Schedule);
         }
-        self.room_for(book, campaign, 0, &local)?;
+        let room = self.room(book, campaign, &local);
+        room.fits(0)?;
         if campaign.lookback_us != 0
             && self
                 .contacts
@@ -869,7 +965,27 @@ impl Engine {
         {
             return Err(Exclusion::Duplicate);
         }
-        Ok(())
+        Ok(room)
+    }
+
+    /// The headroom of a campaign's caps and its buyer's budget at `local`.
+    fn room(&self, book: &Book, campaign: &CompiledCampaign, local: &LocalTime) -> Room {
+        let current = &self.book;
+        let at = CampaignRef::Compiled(campaign);
+        let campaign_room = match self.usage.caps(current, book, at) {
+            Some(counters) => counters.headroom(&campaign.caps, local),
+            None => CapCounters::default().headroom(&campaign.caps, local),
+        };
+        // A compiled campaign's buyer is always in its book.
+        let buyer = book.buyer_at(campaign.buyer_ix);
+        let budget = Some(match self.usage.budget(current, book, at) {
+            Some(counters) => counters.headroom(&buyer.budget, local),
+            None => CapCounters::default().headroom(&buyer.budget, local),
+        });
+        Room {
+            campaign: campaign_room,
+            budget,
+        }
     }
 
     /// Whether one more lead at `price` fits the campaign's caps and its buyer's budget.
@@ -880,24 +996,7 @@ impl Engine {
         price: Money,
         local: &LocalTime,
     ) -> Result<(), Exclusion> {
-        if let Some(counters) = self.campaign_caps.get(&campaign.id) {
-            counters
-                .check(&campaign.caps, local, price)
-                .map_err(|_| Exclusion::Cap)?;
-        } else {
-            CapCounters::default()
-                .check(&campaign.caps, local, price)
-                .map_err(|_| Exclusion::Cap)?;
-        }
-        let Some(buyer) = book.buyer(campaign.buyer) else {
-            return Err(Exclusion::Paused);
-        };
-        let budget = self.buyer_budgets.get(&buyer.id);
-        let fits = match budget {
-            Some(counters) => counters.check(&buyer.budget, local, price),
-            None => CapCounters::default().check(&buyer.budget, local, price),
-        };
-        fits.map_err(|_| Exclusion::Budget)
+        self.room(book, campaign, local).fits(price)
     }
 
     fn candidate(
@@ -907,7 +1006,9 @@ impl Engine {
         shared_price: Option<Money>,
         answered_at: TimeUs,
     ) -> Candidate {
-        let last_selected = self.last_selected.get(&campaign.id).copied().unwrap_or(0);
+        let last_selected =
+            self.usage
+                .last_selected(&self.book, &self.book, CampaignRef::Compiled(campaign));
         priced(
             campaign,
             exclusive_price,
@@ -1037,7 +1138,8 @@ impl Engine {
     // -----------------------------------------------------------------------------------------
     // Resolution
 
-    /// Ends the bidding of an auction: selection, reservations, the seller's answer, notices.
+    /// Ends the bidding of an auction that asked live campaigns: caps re-checked per price,
+    /// selection, reservations, the seller's answer, notices.
     fn resolve(&mut self, now: TimeUs, ping_id: PingId) {
         let Some(auction) = self.auctions.get(&ping_id) else {
             return;
@@ -1053,76 +1155,109 @@ impl Engine {
             .collect();
         // Caps may have filled since the auction opened: each price must still fit the
         // campaign's caps and its buyer's budget, or selection does not see it.
-        let mut primaries = Vec::new();
-        let mut fallbacks = Vec::new();
-        let candidates = auction.candidates.clone();
-        let request = SelectionRequest {
-            sale_mode: auction.sale_mode,
-            shared_buyers_max: auction.shared_buyers_max,
-            floor: auction.floor,
-            seed: self.config.seed ^ ping_id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        };
-        let direct = auction.direct;
-        let vertical = book.vertical_ix(auction.lead.vertical.as_str());
-        for mut candidate in candidates {
+        let mut primaries = std::mem::take(&mut self.primaries);
+        let mut fallbacks = std::mem::take(&mut self.fallbacks);
+        primaries.clear();
+        fallbacks.clear();
+        let candidates = std::mem::take(&mut auction_mut(&mut self.auctions, ping_id).candidates);
+        for &candidate in &candidates {
             let Some(campaign) = book.campaign_by_id(candidate.campaign) else {
                 continue;
             };
             let local = self.local_time(campaign.zone, now);
-            let mut refused = None;
-            for price in [&mut candidate.exclusive_price, &mut candidate.shared_price] {
-                if let Some(amount) = *price {
-                    if let Err(exclusion) = self.room_for(&book, campaign, amount, &local) {
-                        refused = Some(exclusion);
-                        *price = None;
-                    }
-                }
-            }
-            if candidate.exclusive_price.is_none() && candidate.shared_price.is_none() {
-                if let Some(exclusion) = refused {
-                    excluded.push(Excluded {
-                        campaign: candidate.campaign,
-                        reason: exclusion.into(),
-                    });
-                }
-                continue;
-            }
-            if campaign.role == CampaignRole::Fallback {
-                fallbacks.push(candidate);
-            } else {
-                primaries.push(candidate);
+            let room = self.room(&book, campaign, &local);
+            if let Some(refused) =
+                sort_priced(campaign, candidate, &room, &mut primaries, &mut fallbacks)
+            {
+                excluded.push(refused);
             }
         }
-        let strategy = |tier: u8| {
-            vertical.map_or(crate::protocol::Strategy::HighestBid, |ix| {
-                book.vertical(ix).strategy_of(tier)
-            })
+        let auction = auction_mut(&mut self.auctions, ping_id);
+        auction.candidates = candidates;
+        let earlier = std::mem::take(&mut auction.excluded);
+        let decision = Decision {
+            book: &book,
+            seller: auction.seller,
+            vertical: book.vertical_ix(auction.lead.vertical.as_str()),
+            request: selection_request(
+                self.config.seed,
+                ping_id,
+                auction.sale_mode,
+                auction.shared_buyers_max,
+                auction.floor,
+            ),
+            earlier: &earlier,
         };
-        let selection: Selection = self.selector.select(&primaries, strategy, &request).clone();
-        let fallback: Selection = self.selector.select(&fallbacks, strategy, &request).clone();
-        for (campaign, exclusion) in selection.considered.iter().chain(&fallback.considered) {
-            excluded.push(Excluded {
-                campaign: *campaign,
-                reason: (*exclusion).into(),
-            });
-        }
-        let sale = match (selection.outcome, fallback.outcome) {
+        let direct = auction.direct;
+        let (resolution, excluded) = self.decide(now, &decision, &primaries, &fallbacks, excluded);
+        auction_mut(&mut self.auctions, ping_id).excluded = earlier;
+        self.primaries = primaries;
+        self.fallbacks = fallbacks;
+        self.conclude(now, ping_id, resolution, excluded, direct);
+    }
+
+    /// Selection over the priced candidates (primaries, then fallbacks behind them), and the
+    /// resolution it gives. `excluded` holds the exclusions found at resolution so far; the
+    /// ones selection adds follow them.
+    fn decide(
+        &mut self,
+        now: TimeUs,
+        decision: &Decision<'_>,
+        primaries: &[Candidate],
+        fallbacks: &[Candidate],
+        mut excluded: Vec<Excluded>,
+    ) -> (Resolution, Vec<Excluded>) {
+        let book = decision.book;
+        let strategy = |tier: u8| {
+            decision
+                .vertical
+                .map_or(crate::protocol::Strategy::HighestBid, |ix| {
+                    book.vertical(ix).strategy_of(tier)
+                })
+        };
+        let request = &decision.request;
+        let considered =
+            |selection: &Selection, excluded: &mut Vec<Excluded>| {
+                excluded.extend(selection.considered.iter().map(|&(campaign, exclusion)| {
+                    Excluded {
+                        campaign,
+                        reason: exclusion.into(),
+                    }
+                }));
+            };
+        let selection =
+            self.selector
+                .select_ranked(primaries, strategy, request, AUCTION_RUNNERS_UP_MAX);
+        considered(selection, &mut excluded);
+        let primary_outcome = selection.outcome;
+        let (mut winners, mut runners_up) = match primary_outcome {
+            Outcome::Sale(_) => (selection.winners.clone(), selection.runners_up.clone()),
+            Outcome::NoSale(_) => (Vec::new(), Vec::new()),
+        };
+        let fallback =
+            self.selector
+                .select_ranked(fallbacks, strategy, request, AUCTION_RUNNERS_UP_MAX);
+        considered(fallback, &mut excluded);
+        let sale = match (primary_outcome, fallback.outcome) {
             (Outcome::Sale(sale_mode), fallback_outcome) => {
-                let mut runners_up = selection.runners_up;
                 // Fallbacks queue behind the ranked runners-up, for the cascade.
                 if fallback_outcome == Outcome::Sale(sale_mode) {
-                    runners_up.extend(fallback.winners.into_iter().chain(fallback.runners_up));
+                    runners_up.reserve(fallback.winners.len() + fallback.runners_up.len());
+                    runners_up.extend_from_slice(&fallback.winners);
+                    runners_up.extend_from_slice(&fallback.runners_up);
                 }
-                Some((sale_mode, selection.winners, runners_up))
+                Some(sale_mode)
             }
             (_, Outcome::Sale(sale_mode)) => {
-                Some((sale_mode, fallback.winners, fallback.runners_up))
+                winners.clone_from(&fallback.winners);
+                runners_up.clone_from(&fallback.runners_up);
+                Some(sale_mode)
             }
             _ => None,
         };
-        let seller = book.seller(auction_seller(&self.auctions, ping_id));
+        let seller = book.seller(decision.seller);
         let resolution = match sale {
-            Some((sale_mode, winners, runners_up)) => Resolution::Offer {
+            Some(sale_mode) => Resolution::Offer {
                 sale_mode,
                 payouts: winners
                     .iter()
@@ -1133,23 +1268,41 @@ impl Engine {
                 expires_at: now + u64::from(self.config.post_window_ms) * US_PER_MS,
             },
             None => Resolution::NoSale {
-                reason: no_sale_reason(&excluded, self.auctions.get(&ping_id)).0,
+                reason: no_sale_reason(decision.earlier, &excluded).0,
             },
+        };
+        (resolution, excluded)
+    }
+
+    /// Records a resolution, then tells the bidders and answers the seller (or, for a direct
+    /// post, delivers).
+    fn conclude(
+        &mut self,
+        now: TimeUs,
+        ping_id: PingId,
+        resolution: Resolution,
+        excluded: Vec<Excluded>,
+        direct: bool,
+    ) {
+        // The notices read only who bid, which the event does not change.
+        self.notify_resolution(ping_id, &resolution);
+        let refused = match resolution {
+            Resolution::Offer { .. } => None,
+            Resolution::NoSale { reason } => Some(reason),
         };
         self.emit(Event::AuctionResolved {
             at: now,
             ping_id,
-            resolution: resolution.clone(),
+            resolution,
             excluded,
         });
-        self.notify_resolution(ping_id, &resolution);
-        match resolution {
-            Resolution::Offer { .. } if direct => self.post_contact(now, ping_id),
-            Resolution::Offer { .. } => {
+        match refused {
+            None if direct => self.post_contact(now, ping_id),
+            None => {
                 let result = self.offer_result(ping_id, now);
                 self.answer_ping(ping_id, result);
             }
-            Resolution::NoSale { reason } => {
+            Some(reason) => {
                 if direct {
                     self.answer_post(ping_id, unsold(ping_id, 0, ErrorCode(reason)));
                 } else {
@@ -1893,6 +2046,8 @@ impl Engine {
                             .unwrap_or_else(|_| panic!("compiled zone {zone} must load"))
                     })
                     .collect();
+                self.zone_times = vec![None; self.clocks.len()];
+                self.usage.rebook(&self.book, &book);
                 self.book = Arc::new(book);
             }
             Event::PingRejected { .. } => {}
@@ -1935,14 +2090,24 @@ impl Engine {
                         shared_buyers_max: *shared_buyers_max,
                         floor: *floor,
                         bid_deadline: *bid_deadline,
-                        candidates: candidates.clone(),
+                        // Only an auction that waits for bids needs them: one without live
+                        // campaigns is resolved by the next event.
+                        candidates: if offers.is_empty() {
+                            Vec::new()
+                        } else {
+                            candidates.clone()
+                        },
                         awaiting: offers.clone(),
                         bidders: Vec::new(),
                         delivered: Vec::new(),
                         history: vec![Step::new(*at, TraceEventKind::PINGED, *seller, 0, 0)],
                         lead_id: 0,
                         runners_up: VecDeque::new(),
-                        excluded: excluded.clone(),
+                        excluded: if offers.is_empty() {
+                            Vec::new()
+                        } else {
+                            excluded.clone()
+                        },
                         contact: None,
                         direct: *direct,
                         phase: Phase::Bidding,
@@ -1959,7 +2124,6 @@ impl Engine {
                 price,
                 reason: _,
             } => {
-                let last_selected = self.last_selected.get(campaign).copied().unwrap_or(0);
                 let Some(auction) = self.auctions.get_mut(ping_id) else {
                     return;
                 };
@@ -1977,6 +2141,12 @@ impl Engine {
                         let Some(compiled) = book.campaign_by_id(*campaign) else {
                             return;
                         };
+                        let last_selected = self.usage.last_selected(
+                            &self.book,
+                            &book,
+                            CampaignRef::Compiled(compiled),
+                        );
+                        let auction = auction_mut(&mut self.auctions, *ping_id);
                         auction.bidders.push((*campaign, offer.buyer));
                         let (exclusive_price, shared_price) = match offer.sale_mode {
                             SaleMode::Exclusive => (Some(*price), None),
@@ -2000,7 +2170,7 @@ impl Engine {
                 at,
                 ping_id,
                 resolution,
-                excluded,
+                excluded: _,
             } => {
                 self.timers.remove(&(
                     self.auctions.get(ping_id).map_or(0, |a| a.bid_deadline),
@@ -2009,7 +2179,8 @@ impl Engine {
                 let Some(mut auction) = self.auctions.remove(ping_id) else {
                     return;
                 };
-                auction.excluded.extend_from_slice(excluded);
+                auction.candidates = Vec::new();
+                auction.excluded = Vec::new();
                 auction.awaiting.clear();
                 match resolution {
                     Resolution::Offer {
@@ -2271,23 +2442,25 @@ impl Engine {
             .map(|b| b.budget)
             .unwrap_or_default();
         let local = self.local_time(zone, at);
+        let current = Arc::clone(&self.book);
+        let of = CampaignRef::Compiled(campaign);
         let cap = self
-            .campaign_caps
-            .entry(award.campaign)
-            .or_default()
+            .usage
+            .caps_mut(&current, book, of, true)
+            .unwrap_or_else(|| unreachable!("created on first use"))
             .reserve(&caps_limits, &local, award.price)
             .unwrap_or_else(|error| {
                 panic!("reservation checked before the event must fit: {error:?}")
             });
         let budget = self
-            .buyer_budgets
-            .entry(award.buyer)
-            .or_default()
+            .usage
+            .budget_mut(&current, book, of, true)
+            .unwrap_or_else(|| unreachable!("created on first use"))
             .reserve(&budget_limits, &local, award.price)
             .unwrap_or_else(|error| panic!("budget checked before the event must fit: {error:?}"));
         self.selection_stamp += 1;
-        self.last_selected
-            .insert(award.campaign, self.selection_stamp);
+        self.usage
+            .set_last_selected(&current, book, of, self.selection_stamp);
         Held {
             award,
             payout,
@@ -2297,20 +2470,34 @@ impl Engine {
     }
 
     fn commit(&mut self, held: &Held) {
-        if let Some(counters) = self.campaign_caps.get_mut(&held.award.campaign) {
-            counters.commit(&held.cap);
-        }
-        if let Some(counters) = self.buyer_budgets.get_mut(&held.award.buyer) {
-            counters.commit(&held.budget);
-        }
+        self.settle(held, true);
     }
 
     fn release(&mut self, held: &Held) {
-        if let Some(counters) = self.campaign_caps.get_mut(&held.award.campaign) {
-            counters.release(&held.cap);
+        self.settle(held, false);
+    }
+
+    /// Commits or releases a held reservation, by its campaign's and buyer's ids (the current
+    /// book may have moved them, or no longer have them).
+    fn settle(&mut self, held: &Held, commit: bool) {
+        let current = Arc::clone(&self.book);
+        let ids = CampaignRef::Ids {
+            campaign: held.award.campaign,
+            buyer: held.award.buyer,
+        };
+        if let Some(counters) = self.usage.caps_mut(&current, &current, ids, false) {
+            if commit {
+                counters.commit(&held.cap);
+            } else {
+                counters.release(&held.cap);
+            }
         }
-        if let Some(counters) = self.buyer_budgets.get_mut(&held.award.buyer) {
-            counters.release(&held.budget);
+        if let Some(counters) = self.usage.budget_mut(&current, &current, ids, false) {
+            if commit {
+                counters.commit(&held.budget);
+            } else {
+                counters.release(&held.budget);
+            }
         }
     }
 }
@@ -2340,24 +2527,14 @@ fn auction_seller(auctions: &FxHashMap<PingId, Auction>, ping_id: PingId) -> Sel
     auctions.get(&ping_id).map_or(0, |auction| auction.seller)
 }
 
-/// The reason a no-sale answer gives: the most telling exclusion.
-fn no_sale_reason(excluded: &[Excluded], auction: Option<&Auction>) -> ErrorCode {
-    let all: Vec<u16> = auction
-        .map(|auction| {
-            auction
-                .excluded
-                .iter()
-                .map(|e| e.reason.0)
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .chain(excluded.iter().map(|e| e.reason.0))
-        .collect();
-    let any = |exclusion: Exclusion| all.contains(&exclusion.code().0);
-    let only =
-        |exclusion: Exclusion| !all.is_empty() && all.iter().all(|&c| c == exclusion.code().0);
-    if all.is_empty() {
+/// The reason a no-sale answer gives: the most telling exclusion, of those recorded before
+/// resolution (`earlier`) and at it (`late`).
+fn no_sale_reason(earlier: &[Excluded], late: &[Excluded]) -> ErrorCode {
+    let all = || earlier.iter().chain(late).map(|e| e.reason.0);
+    let empty = earlier.is_empty() && late.is_empty();
+    let any = |exclusion: Exclusion| all().any(|c| c == exclusion.code().0);
+    let only = |exclusion: Exclusion| !empty && all().all(|c| c == exclusion.code().0);
+    if empty {
         ErrorCode::NO_MATCHING_CAMPAIGN
     } else if any(Exclusion::BelowFloor) {
         ErrorCode::NO_BID_AT_FLOOR
@@ -2372,6 +2549,61 @@ fn no_sale_reason(excluded: &[Excluded], auction: Option<&Auction>) -> ErrorCode
     } else {
         ErrorCode::NO_MATCHING_CAMPAIGN
     }
+}
+
+/// The auction a caller just found in the map.
+fn auction_mut(auctions: &mut FxHashMap<PingId, Auction>, ping_id: PingId) -> &mut Auction {
+    auctions
+        .get_mut(&ping_id)
+        .unwrap_or_else(|| unreachable!("auction {ping_id} was just read"))
+}
+
+/// The selection request of one auction; the seed mixes the engine's seed with the ping id.
+fn selection_request(
+    seed: u64,
+    ping_id: PingId,
+    sale_mode: PingSaleMode,
+    shared_buyers_max: u8,
+    floor: Money,
+) -> SelectionRequest {
+    SelectionRequest {
+        sale_mode,
+        shared_buyers_max,
+        floor,
+        seed: seed ^ ping_id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    }
+}
+
+/// Keeps the prices of a candidate that still fit `room`: into `fallbacks` or `primaries` if
+/// any does, else the exclusion of the last price refused (none if it had no price at all).
+fn sort_priced(
+    campaign: &CompiledCampaign,
+    mut candidate: Candidate,
+    room: &Room,
+    primaries: &mut Vec<Candidate>,
+    fallbacks: &mut Vec<Candidate>,
+) -> Option<Excluded> {
+    let mut refused = None;
+    for price in [&mut candidate.exclusive_price, &mut candidate.shared_price] {
+        if let Some(amount) = *price {
+            if let Err(exclusion) = room.fits(amount) {
+                refused = Some(exclusion);
+                *price = None;
+            }
+        }
+    }
+    if candidate.exclusive_price.is_none() && candidate.shared_price.is_none() {
+        return refused.map(|exclusion| Excluded {
+            campaign: candidate.campaign,
+            reason: exclusion.into(),
+        });
+    }
+    if campaign.role == CampaignRole::Fallback {
+        fallbacks.push(candidate);
+    } else {
+        primaries.push(candidate);
+    }
+    None
 }
 
 /// The answer that refuses a ping (`PING_RESULT` no sale) or a direct post (`POST_RESULT`

@@ -28,6 +28,8 @@
 //! - [`preping`]: the checks a lead passes before any buyer sees it.
 //! - [`dedupe`]: retried pings, repeated consumers, and what each buyer bought before.
 //! - [`book`]: the compiled, immutable book snapshot built from admin definitions.
+//! - [`usage`]: cap and budget counters and round-robin stamps, dense by the current book's
+//!   indexes and carried across snapshots by id.
 //! - [`auction`]: ranking bids within a ping tree's tiers; exclusive or shared.
 //! - [`events`]: every state change as a value.
 //! - [`machine`]: the state machine that ties them together: [`machine::Engine`].
@@ -45,3 +47,4 @@ pub mod preping;
 pub mod schedule;
 pub mod territory;
 pub mod types;
+pub mod usage;

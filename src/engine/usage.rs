@@ -1,0 +1,269 @@
+//! The state the engine keeps per campaign and per buyer across book snapshots — cap counters,
+//! budget counters, round-robin stamps — held densely by the current snapshot's indexes, so
+//! that an auction reads a campaign's state at its `CampaignIx` instead of hashing its id.
+//!
+//! Ids are the truth: indexes move when the book is rebuilt, so [`Usage::rebook`] moves every
+//! entry to its id's new index (once per admin change, which compiles the whole book anyway).
+//! State of a campaign or buyer the new book no longer has is kept aside by id, and comes back
+//! if the id returns: a campaign removed and re-added keeps its counters, so its caps cannot be
+//! overrun by a remove and a put.
+
+use rustc_hash::FxHashMap;
+
+use super::book::{Book, CompiledCampaign};
+use super::caps::CapCounters;
+use super::types::{BuyerId, CampaignId};
+
+/// Per-campaign and per-buyer state; see the module documentation.
+#[derive(Debug, Default)]
+pub struct Usage {
+    /// By the current book's `CampaignIx`; `None` until the campaign's first reservation.
+    caps: Vec<Option<CapCounters>>,
+    /// By the current book's `CampaignIx`: the stamp of the campaign's last win, 0 for never.
+    last_selected: Vec<u64>,
+    /// By the current book's buyer index; `None` until the buyer's first reservation.
+    budgets: Vec<Option<CapCounters>>,
+    /// The book version the vectors are indexed for.
+    version: u64,
+    /// State of ids the current book does not have.
+    aside_caps: FxHashMap<CampaignId, CapCounters>,
+    aside_last_selected: FxHashMap<CampaignId, u64>,
+    aside_budgets: FxHashMap<BuyerId, CapCounters>,
+}
+
+/// Where one campaign's or buyer's state lives.
+enum Slot<K> {
+    Dense(usize),
+    Aside(K),
+}
+
+impl Usage {
+    /// Re-indexes every entry for `book`, the new current book: what `old` (the previous
+    /// current book) held at index i belongs to the id at i.
+    pub fn rebook(&mut self, old: &Book, book: &Book) {
+        for (campaign, caps) in old.campaigns().iter().zip(self.caps.drain(..)) {
+            if let Some(caps) = caps {
+                self.aside_caps.insert(campaign.id, caps);
+            }
+        }
+        for (campaign, stamp) in old.campaigns().iter().zip(self.last_selected.drain(..)) {
+            if stamp != 0 {
+                self.aside_last_selected.insert(campaign.id, stamp);
+            }
+        }
+        for (buyer, budget) in old.buyers().iter().zip(self.budgets.drain(..)) {
+            if let Some(budget) = budget {
+                self.aside_budgets.insert(buyer.id, budget);
+            }
+        }
+        self.caps = book
+            .campaigns()
+            .iter()
+            .map(|campaign| self.aside_caps.remove(&campaign.id))
+            .collect();
+        self.last_selected = book
+            .campaigns()
+            .iter()
+            .map(|campaign| self.aside_last_selected.remove(&campaign.id).unwrap_or(0))
+            .collect();
+        self.budgets = book
+            .buyers()
+            .iter()
+            .map(|buyer| self.aside_budgets.remove(&buyer.id))
+            .collect();
+        self.version = book.version;
+    }
+
+    /// Where `campaign` (of `book`, the current book or an older one an auction holds) keeps
+    /// its state in the current book `current`.
+    fn campaign_slot(
+        &self,
+        current: &Book,
+        book: &Book,
+        campaign: CampaignRef<'_>,
+    ) -> Slot<CampaignId> {
+        match campaign {
+            CampaignRef::Compiled(compiled) if book.version == self.version => {
+                Slot::Dense(compiled.ix.0 as usize)
+            }
+            _ => {
+                let id = campaign.id();
+                match current.campaign_by_id(id) {
+                    Some(compiled) => Slot::Dense(compiled.ix.0 as usize),
+                    None => Slot::Aside(id),
+                }
+            }
+        }
+    }
+
+    fn buyer_slot(&self, current: &Book, book: &Book, campaign: CampaignRef<'_>) -> Slot<BuyerId> {
+        match campaign {
+            CampaignRef::Compiled(compiled) if book.version == self.version => {
+                Slot::Dense(compiled.buyer_ix as usize)
+            }
+            _ => {
+                let id = campaign.buyer();
+                match current.buyer(id) {
+                    Some(buyer) => Slot::Dense(buyer.ix as usize),
+                    None => Slot::Aside(id),
+                }
+            }
+        }
+    }
+
+    /// A campaign's cap counters, if it ever reserved.
+    pub fn caps(
+        &self,
+        current: &Book,
+        book: &Book,
+        campaign: CampaignRef<'_>,
+    ) -> Option<&CapCounters> {
+        match self.campaign_slot(current, book, campaign) {
+            Slot::Dense(ix) => self.caps.get(ix).and_then(Option::as_ref),
+            Slot::Aside(id) => self.aside_caps.get(&id),
+        }
+    }
+
+    /// A campaign's cap counters, created empty on first use when `create`.
+    pub fn caps_mut(
+        &mut self,
+        current: &Book,
+        book: &Book,
+        campaign: CampaignRef<'_>,
+        create: bool,
+    ) -> Option<&mut CapCounters> {
+        match self.campaign_slot(current, book, campaign) {
+            Slot::Dense(ix) if create => {
+                Some(self.caps[ix].get_or_insert_with(CapCounters::default))
+            }
+            Slot::Dense(ix) => self.caps.get_mut(ix).and_then(Option::as_mut),
+            Slot::Aside(id) if create => Some(self.aside_caps.entry(id).or_default()),
+            Slot::Aside(id) => self.aside_caps.get_mut(&id),
+        }
+    }
+
+    /// The budget counters of a campaign's buyer, if it ever reserved.
+    pub fn budget(
+        &self,
+        current: &Book,
+        book: &Book,
+        campaign: CampaignRef<'_>,
+    ) -> Option<&CapCounters> {
+        match self.buyer_slot(current, book, campaign) {
+            Slot::Dense(ix) => self.budgets.get(ix).and_then(Option::as_ref),
+            Slot::Aside(id) => self.aside_budgets.get(&id),
+        }
+    }
+
+    /// The budget counters of a campaign's buyer, created empty on first use when `create`.
+    pub fn budget_mut(
+        &mut self,
+        current: &Book,
+        book: &Book,
+        campaign: CampaignRef<'_>,
+        create: bool,
+    ) -> Option<&mut CapCounters> {
+        match self.buyer_slot(current, book, campaign) {
+            Slot::Dense(ix) if create => {
+                Some(self.budgets[ix].get_or_insert_with(CapCounters::default))
+            }
+            Slot::Dense(ix) => self.budgets.get_mut(ix).and_then(Option::as_mut),
+            Slot::Aside(id) if create => Some(self.aside_budgets.entry(id).or_default()),
+            Slot::Aside(id) => self.aside_budgets.get_mut(&id),
+        }
+    }
+
+    /// The stamp of the campaign's last win; 0 if it never won.
+    pub fn last_selected(&self, current: &Book, book: &Book, campaign: CampaignRef<'_>) -> u64 {
+        match self.campaign_slot(current, book, campaign) {
+            Slot::Dense(ix) => self.last_selected.get(ix).copied().unwrap_or(0),
+            Slot::Aside(id) => self.aside_last_selected.get(&id).copied().unwrap_or(0),
+        }
+    }
+
+    pub fn set_last_selected(
+        &mut self,
+        current: &Book,
+        book: &Book,
+        campaign: CampaignRef<'_>,
+        stamp: u64,
+    ) {
+        match self.campaign_slot(current, book, campaign) {
+            Slot::Dense(ix) => self.last_selected[ix] = stamp,
+            Slot::Aside(id) => {
+                self.aside_last_selected.insert(id, stamp);
+            }
+        }
+    }
+
+    /// Every campaign's cap counters, in id order: what a hash map keyed by id would hold.
+    pub fn all_caps(&self, current: &Book) -> Vec<(CampaignId, &CapCounters)> {
+        let mut all: Vec<(CampaignId, &CapCounters)> = current
+            .campaigns()
+            .iter()
+            .zip(&self.caps)
+            .filter_map(|(campaign, caps)| Some((campaign.id, caps.as_ref()?)))
+            .chain(self.aside_caps.iter().map(|(&id, caps)| (id, caps)))
+            .collect();
+        all.sort_unstable_by_key(|&(id, _)| id);
+        all
+    }
+
+    /// Every buyer's budget counters, in id order.
+    pub fn all_budgets(&self, current: &Book) -> Vec<(BuyerId, &CapCounters)> {
+        let mut all: Vec<(BuyerId, &CapCounters)> = current
+            .buyers()
+            .iter()
+            .zip(&self.budgets)
+            .filter_map(|(buyer, budget)| Some((buyer.id, budget.as_ref()?)))
+            .chain(self.aside_budgets.iter().map(|(&id, budget)| (id, budget)))
+            .collect();
+        all.sort_unstable_by_key(|&(id, _)| id);
+        all
+    }
+
+    /// Every campaign's last-win stamp (campaigns that won), in id order.
+    pub fn all_last_selected(&self, current: &Book) -> Vec<(CampaignId, u64)> {
+        let mut all: Vec<(CampaignId, u64)> = current
+            .campaigns()
+            .iter()
+            .zip(&self.last_selected)
+            .filter(|(_, stamp)| **stamp != 0)
+            .map(|(campaign, &stamp)| (campaign.id, stamp))
+            .chain(
+                self.aside_last_selected
+                    .iter()
+                    .map(|(&id, &stamp)| (id, stamp)),
+            )
+            .collect();
+        all.sort_unstable_by_key(|&(id, _)| id);
+        all
+    }
+}
+
+/// A campaign as the caller knows it: compiled (of some snapshot), or only by its ids (an
+/// award, whose campaign the current book may no longer have).
+#[derive(Debug, Clone, Copy)]
+pub enum CampaignRef<'a> {
+    Compiled(&'a CompiledCampaign),
+    Ids {
+        campaign: CampaignId,
+        buyer: BuyerId,
+    },
+}
+
+impl CampaignRef<'_> {
+    fn id(&self) -> CampaignId {
+        match self {
+            Self::Compiled(compiled) => compiled.id,
+            Self::Ids { campaign, .. } => *campaign,
+        }
+    }
+
+    fn buyer(&self) -> BuyerId {
+        match self {
+            Self::Compiled(compiled) => compiled.buyer,
+            Self::Ids { buyer, .. } => *buyer,
+        }
+    }
+}
