@@ -16,7 +16,7 @@
 # Every run is bounded: redis-benchmark by its request count, the generator by DURATION.
 # Settings (environment):
 #   REDIS_PORT (6390)  REDIS_REQUESTS (1000000 at -P 1; 16 times that at -P 16)
-#   DURATION (10s)  OPEN_RATE (50000)  CAMPAIGNS (10000)  FSYNC (interval)
+#   DURATION (10s)  OPEN_RATE (50000)  CAMPAIGNS (10000)  FSYNC (interval=2)
 #   PINGPOST_ADMIN_ID (1)  PINGPOST_ADMIN_SECRET (admin-demo-secret): the admin the daemon is started with
 #   DAEMON_ARGS: more arguments for `pingpost serve`, e.g. "--config pingpost.toml"
 #   OUT (a temporary directory): where the JSON reports and logs are kept
@@ -29,7 +29,7 @@ REDIS_REQUESTS=${REDIS_REQUESTS:-1000000}
 DURATION=${DURATION:-10s}
 OPEN_RATE=${OPEN_RATE:-50000}
 CAMPAIGNS=${CAMPAIGNS:-10000}
-FSYNC=${FSYNC:-interval}
+FSYNC=${FSYNC:-interval=2}
 export PINGPOST_ADMIN_SECRET=${PINGPOST_ADMIN_SECRET:-admin-demo-secret}
 ADMIN_ID=${PINGPOST_ADMIN_ID:-1}
 DAEMON_ARGS=${DAEMON_ARGS:-}

@@ -135,7 +135,10 @@ impl ConfigFile {
                 self.listen
             )
         })?;
-        let fsync = self.fsync.parse()?;
+        let fsync = self
+            .fsync
+            .parse()
+            .map_err(|error| format!("fsync: {error}"))?;
         let currency = Currency::new(&self.currency).map_err(|_| {
             format!(
                 "currency {:?} is not an ISO 4217 code like USD",
