@@ -185,6 +185,11 @@ pub const OFFER_PROBE_EVERY: u32 = 16;
 /// bidding ends within the sellers' deadlines, which are seconds at most) before it flushes
 /// the journal and exits regardless.
 pub const SHUTDOWN_DRAIN_MS: u32 = 10_000;
+/// Stored deliveries (rule-only buyers that pick up leads when they connect) kept in memory per
+/// buyer. A buyer that stays away longer than this many leads gets the older ones read back
+/// from the journal when it reconnects, so memory stays bounded (about 1 KB a delivery: 64 MB
+/// for one absent buyer at most) however long a buyer is away, and nothing is lost.
+pub const OUTBOX_STORED_PER_BUYER_MAX: usize = 65_536;
 
 // The auction engine (src/engine/).
 

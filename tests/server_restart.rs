@@ -366,3 +366,66 @@ async fn killed_at_random_moments_the_daemon_loses_nothing_acknowledged() {
         lsns.len()
     );
 }
+
+#[tokio::test]
+async fn deliveries_older_than_memory_keeps_are_read_back_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut small = config(dir.path());
+    small.outbox_stored_per_buyer_max = 2;
+    let server = pingpost::server::start(small).await.unwrap();
+    let seller = Client::connect(
+        server.addr,
+        LoginParams::new(Role::Seller, DEFAULT_SELLER.0, DEFAULT_SELLER.1),
+    )
+    .await
+    .unwrap();
+    let mut sold = Vec::new();
+    for n in 1..=5 {
+        sold.push(sell(&seller, n).await.expect("sold").1);
+    }
+    // Buyer 203 was away for five leads; memory holds the last two.
+    let admin = Client::connect(
+        server.addr,
+        LoginParams::new(Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1),
+    )
+    .await
+    .unwrap();
+    let stats = admin.stats().await.unwrap();
+    let waiting = stats
+        .counters
+        .iter()
+        .find(|c| c.name == "deliveries_waiting")
+        .map(|c| c.value);
+    assert_eq!(waiting, Some(2), "three of five left memory");
+    let _ = admin.close().await;
+    let buyer = Client::connect(
+        server.addr,
+        LoginParams::new(Role::Buyer, 203, DEFAULT_BUYER_SECRET),
+    )
+    .await
+    .unwrap();
+    let mut incoming = buyer.incoming().unwrap();
+    let mut delivered = Vec::new();
+    while delivered.len() < sold.len() {
+        match tokio::time::timeout(WAIT, incoming.recv()).await.unwrap() {
+            Some(ServerEvent::Delivery(delivery)) => {
+                let d = delivery.delivery();
+                assert_eq!(
+                    d.contact.last_name,
+                    format!("Consumer{}", delivered.len() + 1)
+                );
+                delivered.push((d.delivery_seq, d.lead_id));
+                delivery.accept().await.unwrap();
+            }
+            Some(_) => {}
+            None => panic!("the session ended before every delivery arrived"),
+        }
+    }
+    let expected: Vec<(u64, u64)> = (1..).zip(sold.iter().copied()).collect();
+    assert_eq!(
+        delivered, expected,
+        "in order, each once, with its original number"
+    );
+    let _ = (seller.close().await, buyer.close().await);
+    server.shutdown().await.unwrap();
+}

@@ -33,7 +33,8 @@ use super::auth;
 use crate::engine::book::AdminChange;
 pub use crate::journal::SyncPolicy as FsyncPolicy;
 use crate::limits::{
-    CONNECTIONS_MAX, FRAME_LENGTH_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT, SESSION_QUEUE_LEN,
+    CONNECTIONS_MAX, FRAME_LENGTH_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT,
+    OUTBOX_STORED_PER_BUYER_MAX, SESSION_QUEUE_LEN,
 };
 use crate::protocol::Currency;
 
@@ -110,6 +111,8 @@ pub struct ServerConfig {
     pub connections_max: usize,
     pub in_flight_max: u32,
     pub session_queue_len: usize,
+    /// Stored deliveries kept in memory per buyer (`OUTBOX_STORED_PER_BUYER_MAX`).
+    pub outbox_stored_per_buyer_max: usize,
     pub frame_length_max: u32,
     /// Admin ids and their secrets' hashes.
     pub admins: Vec<(u64, String)>,
@@ -198,6 +201,7 @@ impl ConfigFile {
             connections_max: self.connections_max,
             in_flight_max: self.in_flight_max,
             session_queue_len: self.session_queue_len,
+            outbox_stored_per_buyer_max: OUTBOX_STORED_PER_BUYER_MAX,
             frame_length_max: FRAME_LENGTH_MAX,
             admins,
             book,

@@ -64,6 +64,13 @@ pub enum Outbound {
     /// A notice or a request of the server's (offer, delivery, won, lost). The writer gives it
     /// a correlation id from the server's half.
     Notice { message: Message<'static> },
+    /// Deliveries of `buyer` with sequence numbers `after + 1 ..= through`, too old to be kept
+    /// in memory: the session's writer reads them back from the journal and sends them.
+    JournalReplay {
+        buyer: BuyerId,
+        after: u64,
+        through: u64,
+    },
     /// A frame the session answers itself (heartbeat ack, protocol or role error, goodbye ack):
     /// it frees no in-flight slot.
     Control {
@@ -400,7 +407,21 @@ impl Exchange {
                     },
                 );
                 if role == Role::Buyer {
-                    for delivery in self.outbox.reattach(principal, last_delivery_seq) {
+                    let resend = self.outbox.reattach(principal, last_delivery_seq);
+                    if let Some((after, through)) = resend.from_journal {
+                        // Older than memory holds: the session reads them back from the journal
+                        // (file reads stay off this thread), before the ones below.
+                        self.counters.deliveries_resent += through - after;
+                        self.send(
+                            session,
+                            Outbound::JournalReplay {
+                                buyer: principal,
+                                after,
+                                through,
+                            },
+                        );
+                    }
+                    for delivery in resend.from_memory {
                         self.counters.deliveries_resent += 1;
                         self.send(
                             session,
@@ -631,23 +652,22 @@ impl Exchange {
     }
 
     /// Moves events to the journal and outputs to sessions until the engine has none left.
+    ///
+    /// Events are drained before each output is taken: the engine emits an output's events
+    /// before the output, and routing one output can make more (a `NO_BID` answered for an
+    /// absent buyer may resolve an auction), so `last_lsn` always covers the output routed.
     fn pump(&mut self) -> Result<(), String> {
         loop {
-            let mut moved = false;
             while let Some(event) = self.engine.poll_event() {
-                moved = true;
                 self.outbox.observe(&event);
                 self.observe_event(&event);
                 self.last_lsn = self.log.append(event)?;
                 self.counters.journal_records += 1;
             }
-            while let Some(output) = self.engine.poll_output() {
-                moved = true;
-                self.route(output);
-            }
-            if !moved {
+            let Some(output) = self.engine.poll_output() else {
                 break;
-            }
+            };
+            self.route(output);
         }
         let durable = self.log.durable_lsn();
         self.release_durable(durable);

@@ -7,8 +7,14 @@ use std::path::Path;
 use crossbeam_channel::Sender;
 
 use super::exchange::EventLog;
+use super::outbox::OutboxBuilder;
 use crate::engine::events::Event;
-use crate::journal::{Journal, JournalConfig, JournalWriter, SyncPolicy, TornTail, os_salt_seed};
+use crate::engine::types::BuyerId;
+use crate::journal::scan::{TornTailMode, scan};
+use crate::journal::{
+    Journal, JournalConfig, JournalWriter, SyncPolicy, TornTail, decode_record, os_salt_seed,
+};
+use crate::protocol::LeadDelivery;
 
 /// An opened journal and what it recovered.
 pub struct Opened {
@@ -97,4 +103,26 @@ pub fn open(dir: &Path, sync: SyncPolicy, wake: Sender<u64>) -> Result<Opened, S
         last_lsn,
         truncated: recovery.truncated,
     })
+}
+
+/// Reads one buyer's deliveries with sequence numbers `after + 1 ..= through` back from the
+/// journal, oldest first: the ones the outbox no longer holds in memory. It reads the whole
+/// journal once (a buyer away for more than `OUTBOX_STORED_PER_BUYER_MAX` leads is rare), and
+/// runs on a blocking thread, never on the exchange thread.
+pub fn read_deliveries(
+    dir: &Path,
+    buyer: BuyerId,
+    after: u64,
+    through: u64,
+) -> Result<Vec<LeadDelivery<'static>>, String> {
+    let mut builder = OutboxBuilder::for_buyer(buyer);
+    scan(dir, TornTailMode::Report, |segment, batch| {
+        for record in &batch.records {
+            let event: Event = decode_record(segment, record)?;
+            builder.observe(&event);
+        }
+        Ok(())
+    })
+    .map_err(|error| error.to_string())?;
+    Ok(builder.finish().take_range(buyer, after, through))
 }

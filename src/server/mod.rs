@@ -94,7 +94,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
     // Replay: the engine and the outbox from the journal's events.
     let mut engine = Engine::new(EngineConfig::default());
-    let mut outbox = OutboxBuilder::default();
+    let mut outbox = OutboxBuilder::new(config.outbox_stored_per_buyer_max);
     let mut clock_floor_us = 0;
     let recovered_records = opened.events.len() as u64;
     let torn_tail = opened.truncated.as_ref().map(|tail| {
@@ -174,6 +174,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         in_flight_max: config.in_flight_max,
         session_queue_len: config.session_queue_len,
         currency: config.currency,
+        journal_dir: config.journal_dir.clone(),
         shutdown: sessions.clone(),
     });
     tokio::spawn(accept_loop(

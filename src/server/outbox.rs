@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap;
 
 use crate::engine::events::{Event, LeadId, PingId, Resolution};
 use crate::engine::types::{BuyerId, CampaignId};
+use crate::limits::OUTBOX_STORED_PER_BUYER_MAX;
 use crate::protocol::{Consent, Contact, LeadDelivery, LeadView, Money, SaleMode};
 
 /// One delivery not yet settled.
@@ -33,17 +34,67 @@ pub struct PendingDelivery {
 }
 
 /// Every buyer's unsettled deliveries, by sequence number.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outbox {
     buyers: FxHashMap<BuyerId, BTreeMap<u64, PendingDelivery>>,
+    /// Stored deliveries kept in memory per buyer; older ones are read back from the journal.
+    stored_per_buyer_max: usize,
+    /// Per buyer, the highest sequence number dropped from memory (it is in the journal).
+    evicted_through: FxHashMap<BuyerId, u64>,
+    /// Live deliveries by auction and campaign, to settle them from events that do not name
+    /// the buyer.
+    live: FxHashMap<(PingId, CampaignId), (BuyerId, u64)>,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self::new(OUTBOX_STORED_PER_BUYER_MAX)
+    }
+}
+
+/// What a buyer that logs in must be sent again, oldest first.
+#[derive(Debug, Default)]
+pub struct Resend {
+    /// Deliveries no longer in memory, to read back from the journal: sequence numbers
+    /// `after + 1 ..= through`.
+    pub from_journal: Option<(u64, u64)>,
+    /// Deliveries still in memory, after those.
+    pub from_memory: Vec<LeadDelivery<'static>>,
 }
 
 impl Outbox {
+    pub fn new(stored_per_buyer_max: usize) -> Self {
+        Self {
+            buyers: FxHashMap::default(),
+            stored_per_buyer_max,
+            evicted_through: FxHashMap::default(),
+            live: FxHashMap::default(),
+        }
+    }
+
     pub fn insert(&mut self, buyer: BuyerId, pending: PendingDelivery) {
-        self.buyers
-            .entry(buyer)
-            .or_default()
-            .insert(pending.delivery.delivery_seq, pending);
+        if pending.live {
+            let delivery = &pending.delivery;
+            self.live.insert(
+                (delivery.auction_id, delivery.campaign_id),
+                (buyer, delivery.delivery_seq),
+            );
+        }
+        let queue = self.buyers.entry(buyer).or_default();
+        queue.insert(pending.delivery.delivery_seq, pending);
+        // Over the bound, the oldest stored deliveries whose records are durable leave memory;
+        // the journal has them.
+        while queue.len() > self.stored_per_buyer_max {
+            let Some((&seq, oldest)) = queue.iter().next() else {
+                break;
+            };
+            if oldest.live || !oldest.released {
+                break;
+            }
+            queue.remove(&seq);
+            let through = self.evicted_through.entry(buyer).or_default();
+            *through = (*through).max(seq);
+        }
     }
 
     /// Marks a delivery sendable (its journal record is durable) and returns it.
@@ -54,14 +105,23 @@ impl Outbox {
     }
 
     /// A buyer logged in having processed everything up to `last_seq`: stored deliveries up to
-    /// it are confirmed and dropped. Returns the released deliveries after it, oldest first,
-    /// to send again.
-    pub fn reattach(&mut self, buyer: BuyerId, last_seq: u64) -> Vec<LeadDelivery<'static>> {
+    /// it are confirmed and dropped. Returns what to send again, oldest first.
+    pub fn reattach(&mut self, buyer: BuyerId, last_seq: u64) -> Resend {
+        let evicted_through = self.evicted_through.get(&buyer).copied().unwrap_or(0);
+        let from_journal = (last_seq < evicted_through).then_some((last_seq, evicted_through));
+        if last_seq >= evicted_through {
+            self.evicted_through.remove(&buyer);
+        }
         let Some(queue) = self.buyers.get_mut(&buyer) else {
-            return Vec::new();
+            return Resend {
+                from_journal,
+                from_memory: Vec::new(),
+            };
         };
+        // Live deliveries stay until the engine settles them; stored ones up to `last_seq` are
+        // confirmed.
         queue.retain(|&seq, pending| seq > last_seq || pending.live);
-        let resend = queue
+        let from_memory = queue
             .range(last_seq.saturating_add(1)..)
             .filter(|(_, pending)| pending.released)
             .map(|(_, pending)| pending.delivery.clone())
@@ -69,30 +129,58 @@ impl Outbox {
         if queue.is_empty() {
             self.buyers.remove(&buyer);
         }
-        resend
+        Resend {
+            from_journal,
+            from_memory,
+        }
+    }
+
+    /// Takes a buyer's deliveries with sequence numbers in `after + 1 ..= through`, oldest
+    /// first (for reading them back from the journal).
+    pub fn take_range(
+        &mut self,
+        buyer: BuyerId,
+        after: u64,
+        through: u64,
+    ) -> Vec<LeadDelivery<'static>> {
+        let Some(queue) = self.buyers.get_mut(&buyer) else {
+            return Vec::new();
+        };
+        let keys: Vec<u64> = queue
+            .range(after.saturating_add(1)..=through)
+            .map(|(&seq, _)| seq)
+            .collect();
+        keys.into_iter()
+            .filter_map(|seq| queue.remove(&seq))
+            .map(|pending| pending.delivery)
+            .collect()
     }
 
     /// The buyer answered a delivery: it is settled either way.
     pub fn acknowledged(&mut self, buyer: BuyerId, seq: u64) {
-        if let Some(queue) = self.buyers.get_mut(&buyer) {
-            queue.remove(&seq);
-            if queue.is_empty() {
-                self.buyers.remove(&buyer);
+        self.remove(buyer, seq);
+    }
+
+    fn remove(&mut self, buyer: BuyerId, seq: u64) {
+        let Some(queue) = self.buyers.get_mut(&buyer) else {
+            return;
+        };
+        if let Some(pending) = queue.remove(&seq) {
+            if pending.live {
+                let delivery = &pending.delivery;
+                self.live
+                    .remove(&(delivery.auction_id, delivery.campaign_id));
             }
+        }
+        if queue.is_empty() {
+            self.buyers.remove(&buyer);
         }
     }
 
     /// The engine settled a live delivery's slot (sold, or failed and cascaded).
-    pub fn slot_settled(&mut self, buyer: BuyerId, ping: PingId, campaign: CampaignId) {
-        if let Some(queue) = self.buyers.get_mut(&buyer) {
-            queue.retain(|_, pending| {
-                !(pending.live
-                    && pending.delivery.auction_id == ping
-                    && pending.delivery.campaign_id == campaign)
-            });
-            if queue.is_empty() {
-                self.buyers.remove(&buyer);
-            }
+    pub fn slot_settled(&mut self, ping: PingId, campaign: CampaignId) {
+        if let Some((buyer, seq)) = self.live.remove(&(ping, campaign)) {
+            self.remove(buyer, seq);
         }
     }
 
@@ -109,29 +197,11 @@ impl Outbox {
     pub fn observe(&mut self, event: &Event) {
         match event {
             Event::SaleCommitted {
-                ping_id,
-                campaign,
-                buyer,
-                ..
-            } => self.slot_settled(*buyer, *ping_id, *campaign),
-            Event::SaleFailed {
                 ping_id, campaign, ..
-            } => {
-                // The event does not name the buyer: look it up among live deliveries.
-                let owner = self.buyers.iter().find_map(|(buyer, queue)| {
-                    queue
-                        .values()
-                        .any(|p| {
-                            p.live
-                                && p.delivery.auction_id == *ping_id
-                                && p.delivery.campaign_id == *campaign
-                        })
-                        .then_some(*buyer)
-                });
-                if let Some(buyer) = owner {
-                    self.slot_settled(buyer, *ping_id, *campaign);
-                }
             }
+            | Event::SaleFailed {
+                ping_id, campaign, ..
+            } => self.slot_settled(*ping_id, *campaign),
             _ => {}
         }
     }
@@ -151,9 +221,29 @@ struct PingFacts {
 pub struct OutboxBuilder {
     pings: FxHashMap<PingId, PingFacts>,
     outbox: Outbox,
+    /// Keep only this buyer's deliveries (reading one buyer's back from the journal).
+    only_buyer: Option<BuyerId>,
 }
 
 impl OutboxBuilder {
+    /// A builder whose outbox keeps `stored_per_buyer_max` stored deliveries per buyer.
+    pub fn new(stored_per_buyer_max: usize) -> Self {
+        Self {
+            pings: FxHashMap::default(),
+            outbox: Outbox::new(stored_per_buyer_max),
+            only_buyer: None,
+        }
+    }
+
+    /// A builder that keeps one buyer's deliveries only, all of them in memory.
+    pub fn for_buyer(buyer: BuyerId) -> Self {
+        Self {
+            pings: FxHashMap::default(),
+            outbox: Outbox::new(usize::MAX),
+            only_buyer: Some(buyer),
+        }
+    }
+
     pub fn observe(&mut self, event: &Event) {
         match event {
             Event::PingOpened { ping_id, lead, .. } => {
@@ -214,6 +304,9 @@ impl OutboxBuilder {
                 ack_deadline,
                 ..
             } => {
+                if self.only_buyer.is_some_and(|only| only != *buyer) {
+                    return;
+                }
                 let Some(facts) = self.pings.get(ping_id) else {
                     return;
                 };

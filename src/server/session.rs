@@ -54,6 +54,8 @@ pub struct SessionContext {
     pub in_flight_max: u32,
     pub session_queue_len: usize,
     pub currency: Currency,
+    /// The journal's directory, to read back deliveries older than the outbox keeps.
+    pub journal_dir: std::path::PathBuf,
     /// Cancelled when the daemon shuts down.
     pub shutdown: CancellationToken,
 }
@@ -183,6 +185,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, context: Arc<SessionCont
         Arc::clone(&shared),
         heartbeat,
         version,
+        context.journal_dir.clone(),
     ));
     let mut session = Session {
         id: session_id,
@@ -615,6 +618,7 @@ async fn write_loop(
     shared: Arc<SessionShared>,
     heartbeat: Duration,
     version: u8,
+    journal_dir: std::path::PathBuf,
 ) {
     let mut out = BytesMut::with_capacity(SESSION_READ_CHUNK_LEN);
     let mut next_server_id = SERVER_CORRELATION_BIT;
@@ -646,6 +650,13 @@ async fn write_loop(
                     let _ = writer.shutdown().await;
                     return;
                 };
+                let outbound = match outbound {
+                    Outbound::JournalReplay { buyer, after, through } => {
+                        replay_from_journal(&journal_dir, buyer, after, through, &mut out, &shared, &mut next_server_id, version).await;
+                        continue;
+                    }
+                    other => other,
+                };
                 encode(&mut out, outbound, &shared, &mut next_server_id, version);
                 let mut batched = 1;
                 while batched < SESSION_WRITE_BATCH_MAX {
@@ -671,6 +682,40 @@ async fn write_loop(
     }
 }
 
+/// Sends a buyer's deliveries read back from the journal, in order. A journal that cannot be
+/// read ends the session: the buyer reconnects and asks again, nothing is skipped.
+#[allow(clippy::too_many_arguments)]
+async fn replay_from_journal(
+    journal_dir: &std::path::Path,
+    buyer: u64,
+    after: u64,
+    through: u64,
+    out: &mut BytesMut,
+    shared: &SessionShared,
+    next_server_id: &mut u64,
+    version: u8,
+) {
+    let dir = journal_dir.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        super::journal_log::read_deliveries(&dir, buyer, after, through)
+    })
+    .await;
+    match read {
+        Ok(Ok(deliveries)) => {
+            for delivery in deliveries {
+                let notice = Outbound::Notice {
+                    message: Message::LeadDelivery(delivery),
+                };
+                encode(out, notice, shared, next_server_id, version);
+            }
+        }
+        _ => shared.end_with(
+            ErrorCode::INTERNAL_ERROR,
+            "older deliveries could not be read back from the journal; reconnect to retry",
+        ),
+    }
+}
+
 fn encode(
     out: &mut BytesMut,
     outbound: Outbound,
@@ -690,6 +735,7 @@ fn encode(
             correlation_id,
             message,
         } => (correlation_id, message),
+        Outbound::JournalReplay { .. } => return,
         Outbound::Notice { message } => {
             *next_server_id += 1;
             if matches!(message, Message::PingOffer(_) | Message::LeadDelivery(_)) {
