@@ -429,3 +429,46 @@ async fn deliveries_older_than_memory_keeps_are_read_back_from_the_journal() {
     let _ = (seller.close().await, buyer.close().await);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_what_is_in_flight_flushes_the_journal_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = spawn_daemon(dir.path());
+    let seller = Client::connect(
+        daemon.addr,
+        LoginParams::new(Role::Seller, DEFAULT_SELLER.0, DEFAULT_SELLER.1),
+    )
+    .await
+    .unwrap();
+    let (_, lead) = sell(&seller, 1).await.expect("sold");
+    let status = Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || daemon.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // The seller's session was ended in order.
+    let reason = tokio::time::timeout(WAIT, seller.closed()).await.unwrap();
+    assert!(
+        format!("{reason:?}").contains("SERVER_SHUTTING_DOWN"),
+        "{reason:?}"
+    );
+    // The journal is sound and holds the sale.
+    let output = Command::new(env!("CARGO_BIN_EXE_pingpost"))
+        .args(["journal", "verify"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let recovery = Journal::recover::<Event>(dir.path()).unwrap();
+    assert!(
+        recovery.truncated.is_none(),
+        "a clean stop leaves no torn tail"
+    );
+    assert!(recovery.events.iter().any(
+        |(_, event)| matches!(event, Event::SaleCommitted { lead_id, .. } if *lead_id == lead)
+    ));
+}
