@@ -199,6 +199,9 @@ pub struct Exchange {
     clock: Clock,
     started: Instant,
     shutting_down: bool,
+    /// Admin changes taken this turn and not applied yet: consecutive changes compile the book
+    /// once (a book of 10k campaigns takes tens of milliseconds to compile).
+    pending_admin: Vec<(SessionId, u64, AdminChange)>,
 }
 
 /// Wall-clock microseconds that never go backwards within a run, nor below the last event
@@ -297,6 +300,7 @@ impl Exchange {
             clock: Clock::new(parts.clock_floor_us),
             started: Instant::now(),
             shutting_down: false,
+            pending_admin: Vec::new(),
         }
     }
 
@@ -329,6 +333,7 @@ impl Exchange {
                     woke = self.commands.try_recv().ok();
                 }
             }
+            self.apply_admin();
             let now = self.clock.now_us();
             if self.engine.poll_timeout().is_some_and(|at| at <= now) {
                 self.engine.handle_timeout(now);
@@ -486,6 +491,17 @@ impl Exchange {
         received: Instant,
         request: Request,
     ) {
+        if !self.sessions.contains_key(&session) {
+            return;
+        }
+        match request {
+            Request::Admin(change) if !self.shutting_down => {
+                self.pending_admin.push((session, correlation_id, change));
+                return;
+            }
+            // Anything else sees the admin changes that came before it.
+            _ => self.apply_admin(),
+        }
         let Some(entry) = self.sessions.get(&session) else {
             return;
         };
@@ -572,23 +588,7 @@ impl Exchange {
                 );
                 self.outbox.acknowledged(principal, ack.delivery_seq);
             }
-            Request::Admin(change) => match self.engine.handle_admin(now, change) {
-                Ok(book_version) => {
-                    self.counters.admin_changes += 1;
-                    self.credentials.sync_book(self.engine.definitions());
-                    self.send(
-                        session,
-                        Outbound::Response {
-                            correlation_id,
-                            message: Message::AdminOk(AdminOk { book_version }),
-                        },
-                    );
-                }
-                Err(error) => {
-                    self.counters.admin_refused += 1;
-                    refuse(self, error.code, &error.message);
-                }
-            },
+            Request::Admin(change) => self.admin(session, correlation_id, now, change),
             Request::Stats => {
                 let stats = self.stats();
                 self.send(
@@ -613,6 +613,65 @@ impl Exchange {
                     "no lead or ping with this id is in memory; the journal's trace holds older ones",
                 ),
             },
+        }
+    }
+
+    /// Applies the admin changes taken so far: all at once with one compile of the book when
+    /// they all hold, else one by one so that each gets its own answer.
+    fn apply_admin(&mut self) {
+        if self.pending_admin.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending_admin);
+        let now = self.clock.now_us();
+        if pending.len() > 1 {
+            let changes = pending
+                .iter()
+                .map(|(_, _, change)| change.clone())
+                .collect();
+            if let Ok(book_version) = self.engine.handle_admin_batch(now, changes) {
+                self.counters.admin_changes += pending.len() as u64;
+                self.credentials.sync_book(self.engine.definitions());
+                for (session, correlation_id, _) in pending {
+                    self.send(
+                        session,
+                        Outbound::Response {
+                            correlation_id,
+                            message: Message::AdminOk(AdminOk { book_version }),
+                        },
+                    );
+                }
+                return;
+            }
+        }
+        for (session, correlation_id, change) in pending {
+            self.admin(session, correlation_id, now, change);
+        }
+    }
+
+    fn admin(&mut self, session: SessionId, correlation_id: u64, now: TimeUs, change: AdminChange) {
+        match self.engine.handle_admin(now, change) {
+            Ok(book_version) => {
+                self.counters.admin_changes += 1;
+                self.credentials.sync_book(self.engine.definitions());
+                self.send(
+                    session,
+                    Outbound::Response {
+                        correlation_id,
+                        message: Message::AdminOk(AdminOk { book_version }),
+                    },
+                );
+            }
+            Err(error) => {
+                self.counters.admin_refused += 1;
+                self.send(
+                    session,
+                    Outbound::Response {
+                        correlation_id,
+                        message: super::error_message(error.code, &error.message),
+                    },
+                );
+            }
         }
     }
 
