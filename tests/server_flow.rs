@@ -125,6 +125,8 @@ fn seed_bid(buyer: u64) -> Option<u64> {
 enum OnDelivery {
     Accept,
     Reject,
+    /// Never answers: the delivery times out.
+    Silent,
 }
 
 /// Runs a live installer until its session ends; returns the lead ids it was delivered.
@@ -149,6 +151,7 @@ fn installer(
                         OnDelivery::Reject => {
                             delivery.reject(ErrorCode::REJECT_OTHER).await.unwrap();
                         }
+                        OnDelivery::Silent => std::mem::forget(delivery),
                     }
                 }
                 ServerEvent::Goodbye { .. } => break,
@@ -164,14 +167,24 @@ async fn connect_installers(
     addr: SocketAddr,
     reject: &[u64],
 ) -> Vec<(u64, Client, tokio::task::JoinHandle<Vec<u64>>)> {
-    let mut installers = Vec::new();
-    for id in SEED_BUYERS {
-        let client = buyer(addr, id, 0).await;
-        let mode = if reject.contains(&id) {
+    connect_installers_with(addr, |id| {
+        if reject.contains(&id) {
             OnDelivery::Reject
         } else {
             OnDelivery::Accept
-        };
+        }
+    })
+    .await
+}
+
+async fn connect_installers_with(
+    addr: SocketAddr,
+    mode_of: impl Fn(u64) -> OnDelivery,
+) -> Vec<(u64, Client, tokio::task::JoinHandle<Vec<u64>>)> {
+    let mut installers = Vec::new();
+    for id in SEED_BUYERS {
+        let client = buyer(addr, id, 0).await;
+        let mode = mode_of(id);
         let task = installer(client.clone(), id, mode);
         installers.push((id, client, task));
     }
@@ -537,5 +550,115 @@ async fn concurrent_pipelined_sellers_never_overrun_a_cap() {
         .unwrap();
     assert_eq!(sold.value, SELLERS * PINGS_PER_SELLER);
     let _ = admin.close().await;
+    server.shutdown().await.unwrap();
+}
+
+async fn admin(addr: SocketAddr) -> Client {
+    Client::connect(
+        addr,
+        LoginParams::new(Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1),
+    )
+    .await
+    .unwrap()
+}
+
+/// Posts the seed lead after its auction and returns the seller's answer.
+async fn seed_sale(seller: &Client, token: u64) -> PostResult<'static> {
+    let result = seller.ping(solar_ping(token)).await.unwrap();
+    offered(&result);
+    tokio::time::timeout(
+        WAIT,
+        seller.post(Post {
+            ping_id: result.ping_id,
+            contact: contact(),
+            consent: consent(),
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_winner_that_does_not_answer_in_time_loses_the_lead_to_the_runner_up() {
+    use pingpost::protocol::{Buyer, BuyerPut, DeliveryMode, PutMode, Status};
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    // Installer 103 gets 300 ms to answer a delivery instead of the default 5 s.
+    let admin = admin(server.addr).await;
+    admin
+        .buyer_put(BuyerPut {
+            mode: PutMode::Update,
+            buyer: Buyer {
+                buyer_id: 103,
+                name: "Sonnenwerk München".into(),
+                status: Status::Active,
+                secret: None,
+                time_zone: "Europe/Berlin".into(),
+                budget_day: 0,
+                budget_month: 0,
+                delivery: DeliveryMode::Live,
+                accept_within_ms: 300,
+            },
+        })
+        .await
+        .unwrap();
+    let installers = connect_installers_with(server.addr, |id| {
+        if id == 103 {
+            OnDelivery::Silent
+        } else {
+            OnDelivery::Accept
+        }
+    })
+    .await;
+    let seller = seller(server.addr).await;
+    let posted = seed_sale(&seller, 11).await;
+    // 103 stayed silent past its 300 ms; the $42 runner-up took it.
+    assert_eq!(sold(&posted), 3_780);
+    let delivered = close_installers(installers).await;
+    let got: Vec<u64> = delivered
+        .iter()
+        .filter(|(_, leads)| !leads.is_empty())
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(got, vec![102, 103]);
+    let _ = (seller.close().await, admin.close().await);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn when_every_buyer_in_line_rejects_the_post_is_unsold_with_its_reason() {
+    use pingpost::protocol::{SetStatus, Status, StatusTarget};
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    // Without the fallback, the line ends with the three bidders.
+    let admin = admin(server.addr).await;
+    admin
+        .set_status(SetStatus {
+            target: StatusTarget::Campaign,
+            id: 9_000,
+            status: Status::Paused,
+        })
+        .await
+        .unwrap();
+    let installers = connect_installers(server.addr, &SEED_BUYERS).await;
+    let seller = seller(server.addr).await;
+    let posted = seed_sale(&seller, 12).await;
+    match posted.outcome {
+        PostOutcome::Unsold { reason } => assert_eq!(reason, ErrorCode::CASCADE_EXHAUSTED),
+        PostOutcome::Sold { .. } => panic!("sold: {posted:?}"),
+    }
+    let delivered = close_installers(installers).await;
+    let got: Vec<u64> = delivered
+        .iter()
+        .filter(|(_, leads)| !leads.is_empty())
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(
+        got,
+        vec![101, 102, 103],
+        "each bidder was offered it in turn"
+    );
+    let _ = (seller.close().await, admin.close().await);
     server.shutdown().await.unwrap();
 }
