@@ -3,112 +3,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::borrow::Cow;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod server_util;
+
+use server_util::*;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use pingpost::client::{Client, ClientError, LoginParams, ServerEvent};
 use pingpost::protocol::{
-    Attributes, Consent, Contact, Country, ErrorCode, LeadView, Ping, PingOutcome, PingResult,
-    PingSaleMode, Post, PostOutcome, PostResult, PostalCode, Role, SaleMode, Symbol,
+    Country, ErrorCode, Ping, PingOutcome, Post, PostOutcome, PostResult, PostalCode, Role,
+    SaleMode, Symbol,
 };
-use pingpost::server::default_book::{
-    DEFAULT_ADMIN, DEFAULT_BUYER_SECRET, DEFAULT_SELLER, FALLBACK_BUYER, SEED_BUYERS,
-    default_config_file,
-};
-use pingpost::server::{RunningServer, start};
-
-/// Bound on every wait in these tests: long enough for a loaded CI machine, short enough that
-/// a hang fails the test instead of the run.
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn server(dir: &std::path::Path) -> RunningServer {
-    let mut config = default_config_file().check().unwrap();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.journal_dir = dir.to_path_buf();
-    start(config).await.unwrap()
-}
-
-async fn seller(addr: SocketAddr) -> Client {
-    Client::connect(
-        addr,
-        LoginParams::new(Role::Seller, DEFAULT_SELLER.0, DEFAULT_SELLER.1),
-    )
-    .await
-    .unwrap()
-}
-
-async fn buyer(addr: SocketAddr, id: u64, last_delivery_seq: u64) -> Client {
-    let mut login = LoginParams::new(Role::Buyer, id, DEFAULT_BUYER_SECRET);
-    login.last_delivery_seq = last_delivery_seq;
-    Client::connect(addr, login).await.unwrap()
-}
-
-fn solar_ping(client_token: u64) -> Ping<'static> {
-    Ping {
-        client_token,
-        lead: LeadView {
-            vertical: Symbol::new("solar").unwrap(),
-            country: Country::new("DE").unwrap(),
-            postal_code: PostalCode::new("80331").unwrap(),
-            attributes: Attributes::builder()
-                .bool("homeowner", true)
-                .decimal("monthly_bill", 14_550, 2)
-                .build()
-                .unwrap(),
-        },
-        phone_hash: None,
-        email_hash: None,
-        sale_mode: PingSaleMode::Exclusive,
-        shared_buyers_max: 0,
-        timeout_ms: 2_000,
-    }
-}
-
-fn contact() -> Contact<'static> {
-    Contact {
-        first_name: Cow::Borrowed("Jana"),
-        last_name: Cow::Borrowed("Muster"),
-        phone: Cow::Borrowed("+4989555014200"),
-        email: Cow::Borrowed("jana.muster@example.com"),
-        street: Cow::Borrowed("Marienplatz 8"),
-        city: Cow::Borrowed("München"),
-        region: Cow::Borrowed("BY"),
-    }
-}
-
-fn consent() -> Consent<'static> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros();
-    Consent {
-        certificate_id: Cow::Borrowed("cert-7d1c"),
-        text_version: Cow::Borrowed("solar-2026-03"),
-        consented_at: u64::try_from(now).unwrap() - 60_000_000,
-        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
-        user_agent: Cow::Borrowed("Mozilla/5.0"),
-        page_url: Cow::Borrowed("https://quotes.example.com/solar"),
-    }
-}
-
-/// The offer's sale mode and payouts, or a panic naming the outcome.
-fn offered(result: &PingResult<'_>) -> (SaleMode, Vec<u64>) {
-    match result.outcome.clone() {
-        PingOutcome::Offer {
-            sale_mode, payouts, ..
-        } => (sale_mode, payouts.to_vec()),
-        PingOutcome::NoSale { reason } => panic!("no sale: {reason}"),
-    }
-}
-
-/// The post's payout total, or a panic naming the outcome.
-fn sold(result: &PostResult<'_>) -> u64 {
-    match result.outcome.clone() {
-        PostOutcome::Sold { payout_total, .. } => payout_total,
-        PostOutcome::Unsold { reason } => panic!("unsold: {reason}"),
-    }
-}
+use pingpost::server::default_book::{DEFAULT_SELLER, FALLBACK_BUYER, SEED_BUYERS};
 
 /// The seed's bids: $38, $42, $45 from the first three installers; the others pass.
 fn seed_bid(buyer: u64) -> Option<u64> {
@@ -191,6 +97,15 @@ async fn connect_installers_with(
     installers
 }
 
+/// The installers that were delivered a lead, by id.
+fn receivers(delivered: &[(u64, Vec<u64>)]) -> Vec<u64> {
+    delivered
+        .iter()
+        .filter(|(_, leads)| !leads.is_empty())
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 async fn close_installers(
     installers: Vec<(u64, Client, tokio::task::JoinHandle<Vec<u64>>)>,
 ) -> Vec<(u64, Vec<u64>)> {
@@ -208,7 +123,7 @@ async fn the_seed_example_the_45_dollar_bid_wins_and_its_buyer_alone_gets_the_le
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path()).await;
     let installers = connect_installers(server.addr, &[]).await;
-    let seller = seller(server.addr).await;
+    let seller = server_util::seller(server.addr).await;
 
     let result = tokio::time::timeout(WAIT, seller.ping(solar_ping(1)))
         .await
@@ -217,17 +132,7 @@ async fn the_seed_example_the_45_dollar_bid_wins_and_its_buyer_alone_gets_the_le
     // $45 less the seller's 10 % margin.
     assert_eq!(offered(&result), (SaleMode::Exclusive, vec![4_050]));
 
-    let posted = tokio::time::timeout(
-        WAIT,
-        seller.post(Post {
-            ping_id: result.ping_id,
-            contact: contact(),
-            consent: consent(),
-        }),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let posted = post(&seller, result.ping_id, contact()).await;
     assert_eq!(sold(&posted), 4_050);
 
     let delivered = close_installers(installers).await;
@@ -251,28 +156,14 @@ async fn a_rejected_delivery_cascades_to_the_next_bidder() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path()).await;
     let installers = connect_installers(server.addr, &[103]).await;
-    let seller = seller(server.addr).await;
+    let seller = server_util::seller(server.addr).await;
     let result = seller.ping(solar_ping(2)).await.unwrap();
     offered(&result);
-    let posted = tokio::time::timeout(
-        WAIT,
-        seller.post(Post {
-            ping_id: result.ping_id,
-            contact: contact(),
-            consent: consent(),
-        }),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let posted = post(&seller, result.ping_id, contact()).await;
     // The $42 runner-up took it: 90 % of $42.
     assert_eq!(sold(&posted), 3_780);
     let delivered = close_installers(installers).await;
-    let got: Vec<u64> = delivered
-        .iter()
-        .filter(|(_, leads)| !leads.is_empty())
-        .map(|(id, _)| *id)
-        .collect();
+    let got = receivers(&delivered);
     assert_eq!(got, vec![102, 103], "103 rejected, 102 took it");
     let _ = seller.close().await;
     server.shutdown().await.unwrap();
@@ -282,7 +173,7 @@ async fn a_rejected_delivery_cascades_to_the_next_bidder() {
 async fn without_live_buyers_the_lead_goes_to_the_fallback_which_picks_it_up_once_on_connecting() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path()).await;
-    let seller = seller(server.addr).await;
+    let seller = server_util::seller(server.addr).await;
     // No installer is connected: the exchange answers for them at once.
     let result = tokio::time::timeout(WAIT, seller.ping(solar_ping(3)))
         .await
@@ -301,7 +192,7 @@ async fn without_live_buyers_the_lead_goes_to_the_fallback_which_picks_it_up_onc
     sold(&posted);
 
     // The stored buyer connects later and receives the lead with its sequence number.
-    let fallback = buyer(server.addr, FALLBACK_BUYER, 0).await;
+    let fallback = server_util::buyer(server.addr, FALLBACK_BUYER, 0).await;
     let mut incoming = fallback.incoming().unwrap();
     let event = tokio::time::timeout(WAIT, incoming.recv()).await.unwrap();
     let Some(ServerEvent::Delivery(delivery)) = event else {
@@ -315,7 +206,7 @@ async fn without_live_buyers_the_lead_goes_to_the_fallback_which_picks_it_up_onc
 
     // A buyer that crashed before processing it logs in with the sequence number before:
     // the same delivery comes again under the same number.
-    let replay = buyer(server.addr, FALLBACK_BUYER, seq - 1).await;
+    let replay = server_util::buyer(server.addr, FALLBACK_BUYER, seq - 1).await;
     let mut incoming = replay.incoming().unwrap();
     let event = tokio::time::timeout(WAIT, incoming.recv()).await.unwrap();
     let Some(ServerEvent::Delivery(delivery)) = event else {
@@ -327,12 +218,12 @@ async fn without_live_buyers_the_lead_goes_to_the_fallback_which_picks_it_up_onc
     replay.close().await.unwrap();
 
     // Logging in with that sequence number confirms it: nothing is delivered twice.
-    let again = buyer(server.addr, FALLBACK_BUYER, seq).await;
+    let again = server_util::buyer(server.addr, FALLBACK_BUYER, seq).await;
     let mut incoming = again.incoming().unwrap();
     let event = tokio::time::timeout(Duration::from_millis(300), incoming.recv()).await;
     assert!(event.is_err(), "nothing more to deliver, got {event:?}");
     again.close().await.unwrap();
-    let again = buyer(server.addr, FALLBACK_BUYER, seq - 1).await;
+    let again = server_util::buyer(server.addr, FALLBACK_BUYER, seq - 1).await;
     let mut incoming = again.incoming().unwrap();
     let event = tokio::time::timeout(Duration::from_millis(300), incoming.recv()).await;
     assert!(
@@ -364,29 +255,18 @@ async fn wrong_secrets_and_wrong_roles_get_coded_answers() {
     );
 
     // A buyer may not ping; an admin may not ping; a seller may not read stats.
-    let as_buyer = buyer(server.addr, 101, 0).await;
+    let as_buyer = server_util::buyer(server.addr, 101, 0).await;
     let error = as_buyer.ping(solar_ping(4)).await.unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::ROLE_FORBIDDEN), "{error:?}");
-    let seller = seller(server.addr).await;
+    let seller = server_util::seller(server.addr).await;
     let error = seller.stats().await.unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::ROLE_FORBIDDEN), "{error:?}");
     // The seller's session carries on after the refusal.
     let result = seller.ping(solar_ping(5)).await.unwrap();
     offered(&result);
 
-    let admin = Client::connect(
-        server.addr,
-        LoginParams::new(Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1),
-    )
-    .await
-    .unwrap();
-    let stats = admin.stats().await.unwrap();
-    let pings = stats
-        .counters
-        .iter()
-        .find(|c| c.name == "pings")
-        .map(|c| c.value);
-    assert_eq!(pings, Some(1), "{stats:?}");
+    let admin = server_util::admin(server.addr).await;
+    assert_eq!(counter(&admin, "pings").await, Some(1));
     let trace = admin
         .trace(pingpost::protocol::TraceKey::Ping, result.ping_id)
         .await
@@ -474,13 +354,6 @@ fn insurance_ping(client_token: u64) -> Ping<'static> {
     ping
 }
 
-fn consumer(n: u64) -> Contact<'static> {
-    let mut contact = contact();
-    contact.phone = Cow::Owned(format!("+1213555{n:04}"));
-    contact.email = Cow::Owned(format!("consumer{n}@example.com"));
-    contact
-}
-
 #[tokio::test]
 async fn concurrent_pipelined_sellers_never_overrun_a_cap() {
     const SELLERS: u64 = 4;
@@ -488,17 +361,12 @@ async fn concurrent_pipelined_sellers_never_overrun_a_cap() {
     const CAP: u32 = 25;
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path()).await;
-    let admin = Client::connect(
-        server.addr,
-        LoginParams::new(Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1),
-    )
-    .await
-    .unwrap();
+    let admin = server_util::admin(server.addr).await;
     add_capped_buyer(&admin, CAP).await;
 
     let mut tasks = Vec::new();
     for s in 0..SELLERS {
-        let seller = seller(server.addr).await;
+        let seller = server_util::seller(server.addr).await;
         for p in 0..PINGS_PER_SELLER {
             let seller = seller.clone();
             let n = s * PINGS_PER_SELLER + p;
@@ -553,30 +421,11 @@ async fn concurrent_pipelined_sellers_never_overrun_a_cap() {
     server.shutdown().await.unwrap();
 }
 
-async fn admin(addr: SocketAddr) -> Client {
-    Client::connect(
-        addr,
-        LoginParams::new(Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1),
-    )
-    .await
-    .unwrap()
-}
-
 /// Posts the seed lead after its auction and returns the seller's answer.
 async fn seed_sale(seller: &Client, token: u64) -> PostResult<'static> {
     let result = seller.ping(solar_ping(token)).await.unwrap();
     offered(&result);
-    tokio::time::timeout(
-        WAIT,
-        seller.post(Post {
-            ping_id: result.ping_id,
-            contact: contact(),
-            consent: consent(),
-        }),
-    )
-    .await
-    .unwrap()
-    .unwrap()
+    post(seller, result.ping_id, contact()).await
 }
 
 #[tokio::test]
@@ -585,7 +434,7 @@ async fn a_winner_that_does_not_answer_in_time_loses_the_lead_to_the_runner_up()
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path()).await;
     // Installer 103 gets 300 ms to answer a delivery instead of the default 5 s.
-    let admin = admin(server.addr).await;
+    let admin = server_util::admin(server.addr).await;
     admin
         .buyer_put(BuyerPut {
             mode: PutMode::Update,
@@ -611,16 +460,12 @@ async fn a_winner_that_does_not_answer_in_time_loses_the_lead_to_the_runner_up()
         }
     })
     .await;
-    let seller = seller(server.addr).await;
+    let seller = server_util::seller(server.addr).await;
     let posted = seed_sale(&seller, 11).await;
     // 103 stayed silent past its 300 ms; the $42 runner-up took it.
     assert_eq!(sold(&posted), 3_780);
     let delivered = close_installers(installers).await;
-    let got: Vec<u64> = delivered
-        .iter()
-        .filter(|(_, leads)| !leads.is_empty())
-        .map(|(id, _)| *id)
-        .collect();
+    let got = receivers(&delivered);
     assert_eq!(got, vec![102, 103]);
     let _ = (seller.close().await, admin.close().await);
     server.shutdown().await.unwrap();
@@ -632,7 +477,7 @@ async fn when_every_buyer_in_line_rejects_the_post_is_unsold_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path()).await;
     // Without the fallback, the line ends with the three bidders.
-    let admin = admin(server.addr).await;
+    let admin = server_util::admin(server.addr).await;
     admin
         .set_status(SetStatus {
             target: StatusTarget::Campaign,
@@ -642,18 +487,14 @@ async fn when_every_buyer_in_line_rejects_the_post_is_unsold_with_its_reason() {
         .await
         .unwrap();
     let installers = connect_installers(server.addr, &SEED_BUYERS).await;
-    let seller = seller(server.addr).await;
+    let seller = server_util::seller(server.addr).await;
     let posted = seed_sale(&seller, 12).await;
     match posted.outcome {
         PostOutcome::Unsold { reason } => assert_eq!(reason, ErrorCode::CASCADE_EXHAUSTED),
         PostOutcome::Sold { .. } => panic!("sold: {posted:?}"),
     }
     let delivered = close_installers(installers).await;
-    let got: Vec<u64> = delivered
-        .iter()
-        .filter(|(_, leads)| !leads.is_empty())
-        .map(|(id, _)| *id)
-        .collect();
+    let got = receivers(&delivered);
     assert_eq!(
         got,
         vec![101, 102, 103],

@@ -7,69 +7,22 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::borrow::Cow;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod server_util;
+
+use server_util::*;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use pingpost::client::{Client, LoginParams};
+use pingpost::client::Client;
 use pingpost::protocol::{
-    Attributes, Bid, Consent, Contact, Country, ErrorCode, LeadView, Login, Message, NoBid, Ping,
-    PingOutcome, PingSaleMode, Post, PostOutcome, PostalCode, Role, StatsRequest, Symbol,
+    Bid, ErrorCode, Login, Message, NoBid, PingOutcome, Post, PostOutcome, Role, StatsRequest,
     check_frame, decode_frame, encode_frame,
 };
-use pingpost::server::config::ServerConfig;
-use pingpost::server::default_book::{
-    DEFAULT_ADMIN, DEFAULT_BUYER_SECRET, DEFAULT_SELLER, default_config_file,
-};
-use pingpost::server::{RunningServer, start};
+use pingpost::server::default_book::{DEFAULT_ADMIN, DEFAULT_BUYER_SECRET, DEFAULT_SELLER};
+use pingpost::server::start;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn config(dir: &std::path::Path) -> ServerConfig {
-    let mut config = default_config_file().check().unwrap();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.journal_dir = dir.to_path_buf();
-    config
-}
-
-async fn server(config: ServerConfig) -> RunningServer {
-    start(config).await.unwrap()
-}
-
-fn ping(client_token: u64, postal_code: &str, country: &str) -> Ping<'static> {
-    Ping {
-        client_token,
-        lead: LeadView {
-            vertical: Symbol::new("solar").unwrap(),
-            country: Country::new(country).unwrap(),
-            postal_code: PostalCode::new(postal_code).unwrap().into_owned(),
-            attributes: Attributes::builder()
-                .bool("homeowner", true)
-                .build()
-                .unwrap(),
-        },
-        phone_hash: None,
-        email_hash: None,
-        sale_mode: PingSaleMode::Exclusive,
-        shared_buyers_max: 0,
-        timeout_ms: 2_000,
-    }
-}
-
-fn contact() -> Contact<'static> {
-    Contact {
-        first_name: Cow::Borrowed("Jana"),
-        last_name: Cow::Borrowed("Muster"),
-        phone: Cow::Borrowed("+4989555014200"),
-        email: Cow::Borrowed("jana.muster@example.com"),
-        street: Cow::Borrowed("Marienplatz 8"),
-        city: Cow::Borrowed("München"),
-        region: Cow::Borrowed("BY"),
-    }
-}
 
 /// The contact fields that must never reach a buyer that did not win.
 const PII: [&str; 4] = [
@@ -79,36 +32,9 @@ const PII: [&str; 4] = [
     "Marienplatz",
 ];
 
-fn consent() -> Consent<'static> {
-    let now = u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros(),
-    )
-    .unwrap();
-    Consent {
-        certificate_id: Cow::Borrowed("cert-7d1c"),
-        text_version: Cow::Borrowed("solar-2026-03"),
-        consented_at: now - 60_000_000,
-        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
-        user_agent: Cow::Borrowed("Mozilla/5.0"),
-        page_url: Cow::Borrowed("https://quotes.example.com/solar"),
-    }
-}
-
-async fn seller(addr: SocketAddr) -> Client {
-    Client::connect(
-        addr,
-        LoginParams::new(Role::Seller, DEFAULT_SELLER.0, DEFAULT_SELLER.1),
-    )
-    .await
-    .unwrap()
-}
-
 /// A well-behaved seller still gets answers.
 async fn seller_carries_on(seller: &Client, token: u64) {
-    let result = tokio::time::timeout(WAIT, seller.ping(ping(token, "80202", "US")))
+    let result = tokio::time::timeout(WAIT, seller.ping(lead(token, "solar", "US", "80202")))
         .await
         .expect("the seller is answered in time")
         .expect("the seller's ping is answered");
@@ -218,8 +144,8 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test]
 async fn garbage_and_oversize_frames_close_only_their_own_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let server = server(config(dir.path())).await;
-    let seller = seller(server.addr).await;
+    let server = server(dir.path()).await;
+    let seller = server_util::seller(server.addr).await;
 
     // A frame with an unknown type: ERROR 102 for that frame, the session carries on.
     let mut raw = Raw::login(
@@ -256,7 +182,8 @@ async fn garbage_and_oversize_frames_close_only_their_own_connection() {
 
     // A request before LOGIN.
     let mut raw = Raw::connect(server.addr).await;
-    raw.send(9, &Message::Ping(ping(1, "80202", "US"))).await;
+    raw.send(9, &Message::Ping(lead(1, "solar", "US", "80202")))
+        .await;
     assert_eq!(raw.code().await, Some(ErrorCode::NOT_LOGGED_IN));
     raw.until_closed().await;
     seller_carries_on(&seller, 2).await;
@@ -270,8 +197,8 @@ async fn a_session_that_never_reads_is_closed_as_a_slow_consumer() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.session_queue_len = 64;
-    let server = server(config).await;
-    let seller = seller(server.addr).await;
+    let server = start(config).await.unwrap();
+    let seller = server_util::seller(server.addr).await;
 
     // An admin that asks for stats (about 1.5 KB each) as fast as it can and never reads.
     let mut raw = Raw::login(server.addr, Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1).await;
@@ -283,12 +210,7 @@ async fn a_session_that_never_reads_is_closed_as_a_slow_consumer() {
     let _ = tokio::time::timeout(WAIT, raw.stream.write_all(&burst)).await;
     seller_carries_on(&seller, 3).await;
 
-    let admin = Client::connect(
-        server.addr,
-        LoginParams::new(Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1),
-    )
-    .await
-    .unwrap();
+    let admin = server_util::admin(server.addr).await;
     let closed = async {
         loop {
             let stats = admin.stats().await.unwrap();
@@ -318,8 +240,8 @@ async fn connections_over_the_limit_are_told_why() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.connections_max = 2;
-    let server = server(config).await;
-    let seller = seller(server.addr).await;
+    let server = start(config).await.unwrap();
+    let seller = server_util::seller(server.addr).await;
     let _second = Raw::connect(server.addr).await;
     // Let the accept loop take the first two.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -334,7 +256,7 @@ async fn connections_over_the_limit_are_told_why() {
 #[tokio::test]
 async fn a_silent_peer_is_declared_dead_after_three_heartbeat_intervals() {
     let dir = tempfile::tempdir().unwrap();
-    let server = server(config(dir.path())).await;
+    let server = server(dir.path()).await;
     let mut raw = Raw::connect(server.addr).await;
     raw.send(
         1,
@@ -359,7 +281,7 @@ async fn a_silent_peer_is_declared_dead_after_three_heartbeat_intervals() {
 #[tokio::test]
 async fn losing_and_non_matching_buyers_never_receive_contact_data() {
     let dir = tempfile::tempdir().unwrap();
-    let server = server(config(dir.path())).await;
+    let server = server(dir.path()).await;
     // Buyer 101 bids $38 and loses; 103 bids $45 and wins; 201 (Colorado) does not match.
     let mut loser = Raw::login(server.addr, Role::Buyer, 101, DEFAULT_BUYER_SECRET).await;
     let mut winner = Raw::login(server.addr, Role::Buyer, 103, DEFAULT_BUYER_SECRET).await;
@@ -380,10 +302,10 @@ async fn losing_and_non_matching_buyers_never_receive_contact_data() {
             }
         });
     }
-    let seller = seller(server.addr).await;
+    let seller = server_util::seller(server.addr).await;
     let pinged = {
         let seller = seller.clone();
-        tokio::spawn(async move { seller.ping(ping(7, "80331", "DE")).await })
+        tokio::spawn(async move { seller.ping(lead(7, "solar", "DE", "80331")).await })
     };
     for (raw, price) in [(&mut loser, 3_800), (&mut winner, 4_500)] {
         let (correlation_id, message) = raw.frame().await.unwrap();

@@ -9,10 +9,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::borrow::Cow;
+mod server_util;
+
+use server_util::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,19 +22,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pingpost::bookgen::SplitMix64;
-use pingpost::client::{Client, LoginParams, ServerEvent};
+use pingpost::client::Client;
 use pingpost::engine::events::Event;
 use pingpost::engine::machine::{Engine, EngineConfig};
 use pingpost::journal::Journal;
 use pingpost::protocol::{
-    Attributes, Consent, Contact, Country, LeadView, Ping, PingOutcome, PingSaleMode, Post,
-    PostOutcome, PostalCode, Role, Symbol,
+    Attributes, Country, LeadView, Ping, PingOutcome, PingSaleMode, Post, PostOutcome, PostalCode,
+    Symbol,
 };
-use pingpost::server::default_book::{
-    DEFAULT_ADMIN, DEFAULT_BUYER_SECRET, DEFAULT_SELLER, default_config_file,
-};
-
-const WAIT: Duration = Duration::from_secs(20);
 
 fn now_us() -> u64 {
     u64::try_from(
@@ -77,30 +74,6 @@ fn lead_in(
     }
 }
 
-/// A distinct consumer per number, so that look-backs do not refuse repeats.
-fn consumer(n: u64) -> Contact<'static> {
-    Contact {
-        first_name: Cow::Borrowed("Test"),
-        last_name: Cow::Owned(format!("Consumer{n}")),
-        phone: Cow::Owned(format!("+1213{n:07}")),
-        email: Cow::Owned(format!("c{n}@example.com")),
-        street: Cow::Borrowed("1 Main St"),
-        city: Cow::Borrowed("Los Angeles"),
-        region: Cow::Borrowed("CA"),
-    }
-}
-
-fn consent() -> Consent<'static> {
-    Consent {
-        certificate_id: Cow::Borrowed("cert-crash"),
-        text_version: Cow::Borrowed("auto-2026"),
-        consented_at: now_us() - 60_000_000,
-        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
-        user_agent: Cow::Borrowed("Mozilla/5.0"),
-        page_url: Cow::Borrowed("https://quotes.example.com/auto"),
-    }
-}
-
 async fn sell(seller: &Client, n: u64) -> Option<(u64, u64)> {
     sell_lead(seller, n, ping(n)).await
 }
@@ -124,24 +97,12 @@ async fn sell_lead(seller: &Client, n: u64, lead: Ping<'static>) -> Option<(u64,
     }
 }
 
-fn config(dir: &Path) -> pingpost::server::config::ServerConfig {
-    let mut config = default_config_file().check().unwrap();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.journal_dir = dir.to_path_buf();
-    config
-}
-
 #[tokio::test]
 async fn an_orderly_restart_keeps_the_ledger_and_the_deliveries_still_to_pick_up() {
     let dir = tempfile::tempdir().unwrap();
     let server = pingpost::server::start(config(dir.path())).await.unwrap();
     assert_eq!(server.recovered_records, 0);
-    let seller = Client::connect(
-        server.addr,
-        LoginParams::new(Role::Seller, DEFAULT_SELLER.0, DEFAULT_SELLER.1),
-    )
-    .await
-    .unwrap();
+    let seller = server_util::seller(server.addr).await;
     let mut sold = Vec::new();
     for n in 1..=5 {
         sold.push(sell(&seller, n).await.expect("sold"));
@@ -152,25 +113,13 @@ async fn an_orderly_restart_keeps_the_ledger_and_the_deliveries_still_to_pick_up
     let server = pingpost::server::start(config(dir.path())).await.unwrap();
     assert!(server.recovered_records > 0);
     // The stored buyer (203, Los Angeles) was never connected: its five leads wait for it.
-    let buyer = Client::connect(
-        server.addr,
-        LoginParams::new(Role::Buyer, 203, DEFAULT_BUYER_SECRET),
-    )
-    .await
-    .unwrap();
+    let buyer = server_util::buyer(server.addr, 203, 0).await;
     let mut incoming = buyer.incoming().unwrap();
-    let mut delivered = Vec::new();
-    while delivered.len() < sold.len() {
-        match tokio::time::timeout(WAIT, incoming.recv()).await.unwrap() {
-            Some(ServerEvent::Delivery(delivery)) => {
-                let d = delivery.delivery();
-                delivered.push((d.delivery_seq, d.lead_id));
-                delivery.accept().await.unwrap();
-            }
-            Some(_) => {}
-            None => panic!("the session ended before every delivery arrived"),
-        }
-    }
+    let delivered: Vec<(u64, u64)> = pick_up(&mut incoming, sold.len())
+        .await
+        .into_iter()
+        .map(|(seq, lead, _)| (seq, lead))
+        .collect();
     let expected: Vec<(u64, u64)> = sold
         .iter()
         .enumerate()
@@ -181,20 +130,10 @@ async fn an_orderly_restart_keeps_the_ledger_and_the_deliveries_still_to_pick_up
         "each lead once, with its original number"
     );
     // New leads continue the numbering: no id is reused after a restart.
-    let seller = Client::connect(
-        server.addr,
-        LoginParams::new(Role::Seller, DEFAULT_SELLER.0, DEFAULT_SELLER.1),
-    )
-    .await
-    .unwrap();
+    let seller = server_util::seller(server.addr).await;
     let (_, lead) = sell(&seller, 6).await.expect("sold after restart");
     assert_eq!(lead, sold.last().unwrap().1 + 1);
-    let admin = Client::connect(
-        server.addr,
-        LoginParams::new(Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1),
-    )
-    .await
-    .unwrap();
+    let admin = server_util::admin(server.addr).await;
     // The trace of a lead sold before the restart is rebuilt from the journal.
     let trace = admin
         .trace(pingpost::protocol::TraceKey::Lead, sold[0].1)
@@ -259,12 +198,7 @@ async fn killed_at_random_moments_the_daemon_loses_nothing_acknowledged() {
     let next_consumer = Arc::new(AtomicU64::new(1));
     for _ in 0..cycles {
         let daemon = spawn_daemon(dir.path());
-        let seller = Client::connect(
-            daemon.addr,
-            LoginParams::new(Role::Seller, DEFAULT_SELLER.0, DEFAULT_SELLER.1),
-        )
-        .await
-        .unwrap();
+        let seller = server_util::seller(daemon.addr).await;
         // Eight pipelines selling without pause until the daemon dies under them.
         let mut tasks = Vec::new();
         for _ in 0..8 {
@@ -373,54 +307,34 @@ async fn deliveries_older_than_memory_keeps_are_read_back_from_the_journal() {
     let mut small = config(dir.path());
     small.outbox_stored_per_buyer_max = 2;
     let server = pingpost::server::start(small).await.unwrap();
-    let seller = Client::connect(
-        server.addr,
-        LoginParams::new(Role::Seller, DEFAULT_SELLER.0, DEFAULT_SELLER.1),
-    )
-    .await
-    .unwrap();
+    let seller = server_util::seller(server.addr).await;
     let mut sold = Vec::new();
     for n in 1..=5 {
         sold.push(sell(&seller, n).await.expect("sold").1);
     }
     // Buyer 203 was away for five leads; memory holds the last two.
-    let admin = Client::connect(
-        server.addr,
-        LoginParams::new(Role::Admin, DEFAULT_ADMIN.0, DEFAULT_ADMIN.1),
-    )
-    .await
-    .unwrap();
-    let stats = admin.stats().await.unwrap();
-    let waiting = stats
-        .counters
-        .iter()
-        .find(|c| c.name == "deliveries_waiting")
-        .map(|c| c.value);
-    assert_eq!(waiting, Some(2), "three of five left memory");
+    let admin = server_util::admin(server.addr).await;
+    assert_eq!(
+        counter(&admin, "deliveries_waiting").await,
+        Some(2),
+        "three of five left memory"
+    );
     let _ = admin.close().await;
-    let buyer = Client::connect(
-        server.addr,
-        LoginParams::new(Role::Buyer, 203, DEFAULT_BUYER_SECRET),
-    )
-    .await
-    .unwrap();
+    let buyer = server_util::buyer(server.addr, 203, 0).await;
     let mut incoming = buyer.incoming().unwrap();
-    let mut delivered = Vec::new();
-    while delivered.len() < sold.len() {
-        match tokio::time::timeout(WAIT, incoming.recv()).await.unwrap() {
-            Some(ServerEvent::Delivery(delivery)) => {
-                let d = delivery.delivery();
-                assert_eq!(
-                    d.contact.last_name,
-                    format!("Consumer{}", delivered.len() + 1)
-                );
-                delivered.push((d.delivery_seq, d.lead_id));
-                delivery.accept().await.unwrap();
-            }
-            Some(_) => {}
-            None => panic!("the session ended before every delivery arrived"),
-        }
-    }
+    let picked = pick_up(&mut incoming, sold.len()).await;
+    let names: Vec<&str> = picked.iter().map(|(_, _, name)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Consumer1",
+            "Consumer2",
+            "Consumer3",
+            "Consumer4",
+            "Consumer5"
+        ]
+    );
+    let delivered: Vec<(u64, u64)> = picked.iter().map(|&(seq, lead, _)| (seq, lead)).collect();
     let expected: Vec<(u64, u64)> = (1..).zip(sold.iter().copied()).collect();
     assert_eq!(
         delivered, expected,
@@ -434,12 +348,7 @@ async fn deliveries_older_than_memory_keeps_are_read_back_from_the_journal() {
 async fn sigterm_answers_what_is_in_flight_flushes_the_journal_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = spawn_daemon(dir.path());
-    let seller = Client::connect(
-        daemon.addr,
-        LoginParams::new(Role::Seller, DEFAULT_SELLER.0, DEFAULT_SELLER.1),
-    )
-    .await
-    .unwrap();
+    let seller = server_util::seller(daemon.addr).await;
     let (_, lead) = sell(&seller, 1).await.expect("sold");
     let status = Command::new("kill")
         .args(["-TERM", &daemon.child.id().to_string()])
