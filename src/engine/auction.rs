@@ -79,8 +79,13 @@ pub use crate::limits::AUCTION_CANDIDATES_MAX;
 use crate::limits::{BASIS_POINTS_MAX, MONEY_MAX, SHARED_BUYERS_MAX};
 use crate::protocol::{Money, PingSaleMode, SaleMode, Strategy};
 
-/// One priced campaign that reached selection.
+/// One priced campaign that reached selection. Recorded (in `PingOpened`) as the compact
+/// array [`super::events::CandidateRecord`]: a large book puts hundreds in one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(
+    into = "super::events::CandidateRecord",
+    from = "super::events::CandidateRecord"
+)]
 pub struct Candidate {
     /// The campaign; unique within one selection.
     pub campaign: CampaignId,

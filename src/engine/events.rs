@@ -19,11 +19,73 @@ pub type PingId = u64;
 /// The exchange's id for a posted lead.
 pub type LeadId = u64;
 
-/// A campaign left out of an auction, and why: what a lead's trace lists.
+/// A campaign left out of an auction, and why: what a lead's trace lists. Recorded as the
+/// two-element array `[campaign, reason]`: a large book leaves hundreds out of one auction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "(CampaignId, ExclusionCode)", from = "(CampaignId, ExclusionCode)")]
 pub struct Excluded {
     pub campaign: CampaignId,
     pub reason: ExclusionCode,
+}
+
+impl From<Excluded> for (CampaignId, ExclusionCode) {
+    fn from(excluded: Excluded) -> Self {
+        (excluded.campaign, excluded.reason)
+    }
+}
+
+impl From<(CampaignId, ExclusionCode)> for Excluded {
+    fn from((campaign, reason): (CampaignId, ExclusionCode)) -> Self {
+        Self { campaign, reason }
+    }
+}
+
+/// A [`Candidate`] as the journal records it: the array `[campaign, buyer, tier, weight,
+/// exclusive_price, shared_price, adjust_bps, answered_at, last_selected]` (prices `null` when
+/// the campaign has none for that sale mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateRecord(
+    pub CampaignId,
+    pub BuyerId,
+    pub u8,
+    pub u16,
+    pub Option<Money>,
+    pub Option<Money>,
+    pub i16,
+    pub TimeUs,
+    pub u64,
+);
+
+impl From<Candidate> for CandidateRecord {
+    fn from(c: Candidate) -> Self {
+        Self(
+            c.campaign,
+            c.buyer,
+            c.tier,
+            c.weight,
+            c.exclusive_price,
+            c.shared_price,
+            c.adjust_bps,
+            c.answered_at,
+            c.last_selected,
+        )
+    }
+}
+
+impl From<CandidateRecord> for Candidate {
+    fn from(r: CandidateRecord) -> Self {
+        Self {
+            campaign: r.0,
+            buyer: r.1,
+            tier: r.2,
+            weight: r.3,
+            exclusive_price: r.4,
+            shared_price: r.5,
+            adjust_bps: r.6,
+            answered_at: r.7,
+            last_selected: r.8,
+        }
+    }
 }
 
 /// [`Exclusion`] as its `u16` code, so that events stay readable to an independent reader.
