@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 
 use super::auction::{Award, Candidate, Outcome, Selection, SelectionRequest, Selector};
 use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign, CompiledSeller};
-use super::caps::{CapCounters, CapReservation, CapUsage};
+use super::caps::{CapReservation, CapUsage};
 use super::clock::{LocalTime, ZoneClock};
 use super::dedupe::{ContactHistory, PingTokens};
 use super::events::{Event, Excluded, LeadId, OfferRecord, PingId, Resolution, code};
@@ -969,19 +969,17 @@ impl Engine {
     }
 
     /// The headroom of a campaign's caps and its buyer's budget at `local`.
-    fn room(&self, book: &Book, campaign: &CompiledCampaign, local: &LocalTime) -> Room {
-        let current = &self.book;
-        let at = CampaignRef::Compiled(campaign);
-        let campaign_room = match self.usage.caps(current, book, at) {
-            Some(counters) => counters.headroom(&campaign.caps, local),
-            None => CapCounters::default().headroom(&campaign.caps, local),
-        };
+    fn room(&mut self, book: &Book, campaign: &CompiledCampaign, local: &LocalTime) -> Room {
+        let current: &Book = &self.book;
+        let campaign_room = self
+            .usage
+            .campaign_headroom(current, book, campaign, local);
         // A compiled campaign's buyer is always in its book.
         let buyer = book.buyer_at(campaign.buyer_ix);
-        let budget = Some(match self.usage.budget(current, book, at) {
-            Some(counters) => counters.headroom(&buyer.budget, local),
-            None => CapCounters::default().headroom(&buyer.budget, local),
-        });
+        let budget = Some(
+            self.usage
+                .budget_headroom(current, book, campaign, &buyer.budget, local),
+        );
         Room {
             campaign: campaign_room,
             budget,
@@ -990,7 +988,7 @@ impl Engine {
 
     /// Whether one more lead at `price` fits the campaign's caps and its buyer's budget.
     fn room_for(
-        &self,
+        &mut self,
         book: &Book,
         campaign: &CompiledCampaign,
         price: Money,
