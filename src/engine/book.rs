@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::availability::{AdmitMask, AdmitReader, Availability};
 use super::caps::CapLimits;
 use super::filters::CompiledFilters;
 use super::geo::ZipTable;
@@ -256,6 +257,8 @@ pub struct CompiledSeller {
     floors: FxHashMap<VerticalIx, Money>,
     buyers_allowed: FxHashSet<BuyerId>,
     buyers_blocked: FxHashSet<BuyerId>,
+    /// The lists as masks over the book's campaigns; `None` for a seller without lists.
+    admit_mask: Option<AdmitMask>,
 }
 
 impl CompiledSeller {
@@ -266,6 +269,13 @@ impl CompiledSeller {
     /// The seller's floor for a vertical: the lowest sale price it accepts (0 if none set).
     pub fn floor(&self, vertical: VerticalIx) -> Money {
         self.floors.get(&vertical).copied().unwrap_or(0)
+    }
+
+    /// The seller's allow and block lists over the book's campaigns, word by word.
+    pub fn admitted(&self) -> AdmitReader<'_> {
+        self.admit_mask
+            .as_ref()
+            .map_or(AdmitReader::ALL, AdmitMask::reader)
     }
 
     /// Whether the seller's allow and block lists let this buyer buy its leads.
@@ -345,6 +355,8 @@ pub struct Book {
     /// Every distinct IANA time zone of the book's buyers.
     pub zones: Vec<Box<str>>,
     pub territory: TerritoryIndex,
+    /// Bitsets over `campaigns` of what the book alone decides (status, sale modes).
+    pub availability: Availability,
 }
 
 impl Book {
@@ -411,6 +423,8 @@ impl Book {
                     floors,
                     buyers_allowed: seller.buyers_allowed.iter().copied().collect(),
                     buyers_blocked: seller.buyers_blocked.iter().copied().collect(),
+                    // Built once the campaigns are compiled, below.
+                    admit_mask: None,
                 },
             );
         }
@@ -522,6 +536,17 @@ impl Book {
             campaign_by_id.insert(id, ix);
         }
 
+        for seller in sellers.values_mut() {
+            if !seller.buyers_allowed.is_empty() || !seller.buyers_blocked.is_empty() {
+                seller.admit_mask = Some(AdmitMask::build(
+                    &campaigns,
+                    &seller.buyers_allowed,
+                    &seller.buyers_blocked,
+                ));
+            }
+        }
+        let availability = Availability::build(&campaigns);
+
         let territory = TerritoryIndex::build(
             defs.campaigns.values().zip(0u32..).map(|(campaign, ix)| {
                 let vertical = vertical_by_name[campaign.vertical.as_str()];
@@ -547,6 +572,7 @@ impl Book {
             campaign_by_id,
             zones,
             territory,
+            availability,
         })
     }
 

@@ -23,7 +23,7 @@ use super::filters::LeadAttributes;
 use super::geo::ZipTable;
 use super::preping::{check_consent, check_contact, check_view, contact_hashes};
 use super::territory::TerritoryMatches;
-use super::types::{BuyerId, CampaignId, Exclusion, SellerId, TimeUs, VerticalIx};
+use super::types::{BuyerId, CampaignId, CampaignIx, Exclusion, SellerId, TimeUs, VerticalIx};
 use super::usage::{CampaignRef, Usage};
 use crate::limits::{AUCTION_RUNNERS_UP_MAX, TRACE_EVENTS_MAX};
 use crate::protocol::{
@@ -787,66 +787,103 @@ impl Engine {
         let mut late_excluded = Vec::new();
         // The lead's attributes, decoded once for every candidate's filters.
         let attributes = LeadAttributes::new(&ping.lead.attributes);
-        for &ix in &matches.included {
-            let campaign = book.campaign(ix);
-            let lead = LeadInHand {
-                seller,
-                ping,
-                attributes: &attributes,
-                hashes: &hashes,
-                now,
-            };
-            let room = match self.eligibility(&book, campaign, &lead) {
-                Ok(room) => room,
-                Err(exclusion) => {
+        // The checks the book alone decides, 64 campaigns at a time: a campaign failing one is
+        // excluded for the first it fails (paused, blocked, sale mode) without its definition
+        // being read; the others go on to the checks that need the lead and the counters.
+        let availability = &book.availability;
+        let mut admitted = seller.admitted();
+        let takes_exclusive = allows(ping.sale_mode, SaleMode::Exclusive);
+        let takes_shared = allows(ping.sale_mode, SaleMode::Shared);
+        let lead = LeadInHand {
+            seller,
+            ping,
+            attributes: &attributes,
+            hashes: &hashes,
+            now,
+        };
+        for &(word, bits) in &matches.included_words {
+            let active = availability.active(word);
+            let admits = admitted.word(word);
+            let sells = availability.sells(word, takes_exclusive, takes_shared);
+            let available = bits & active & admits & sells;
+            let mut rest = bits;
+            while rest != 0 {
+                let bit = rest & rest.wrapping_neg();
+                rest ^= bit;
+                let ix = CampaignIx(word * 64 + bit.trailing_zeros());
+                if available & bit == 0 {
+                    let exclusion = if active & bit == 0 {
+                        Exclusion::Paused
+                    } else if admits & bit == 0 {
+                        Exclusion::Blocked
+                    } else {
+                        Exclusion::SaleMode
+                    };
+                    debug_assert_eq!(
+                        Self::book_checks(book.campaign(ix), &lead),
+                        Err(exclusion),
+                        "the masks agree with the definition"
+                    );
                     excluded.push(Excluded {
-                        campaign: campaign.id,
+                        campaign: availability.id(ix),
                         reason: exclusion.into(),
                     });
                     continue;
                 }
-            };
-            match campaign.pricing {
-                Pricing::Fixed { .. } => {
-                    let exclusive = fixed_price(campaign, SaleMode::Exclusive)
-                        .filter(|_| allows(ping.sale_mode, SaleMode::Exclusive));
-                    let shared = fixed_price(campaign, SaleMode::Shared)
-                        .filter(|_| allows(ping.sale_mode, SaleMode::Shared));
-                    let candidate = self.candidate(campaign, exclusive, shared, now);
-                    candidates.push(candidate);
-                    if let Some(refused) =
-                        sort_priced(campaign, candidate, &room, &mut primaries, &mut fallbacks)
-                    {
-                        late_excluded.push(refused);
-                    }
-                }
-                Pricing::LiveBid { bid_max, .. } => {
-                    if bid_max < floor {
+                let campaign = book.campaign(ix);
+                debug_assert_eq!(Self::book_checks(campaign, &lead), Ok(()));
+                let room = match self.eligibility(&book, campaign, &lead) {
+                    Ok(room) => room,
+                    Err(exclusion) => {
                         excluded.push(Excluded {
                             campaign: campaign.id,
-                            reason: Exclusion::BelowFloor.into(),
+                            reason: exclusion.into(),
                         });
                         continue;
                     }
-                    // A live campaign is asked for one sale mode: exclusive when both the
-                    // seller and the campaign take it, else shared.
-                    let sale_mode = if allows(ping.sale_mode, SaleMode::Exclusive)
-                        && campaign.sale_modes.contains(SaleMode::Exclusive)
-                    {
-                        SaleMode::Exclusive
-                    } else {
-                        SaleMode::Shared
-                    };
-                    let price_floor = match campaign.pricing {
-                        Pricing::LiveBid { bid_min, .. } => bid_min.max(floor),
-                        Pricing::Fixed { .. } => floor,
-                    };
-                    offers.push(OfferRecord {
-                        campaign: campaign.id,
-                        buyer: campaign.buyer,
-                        sale_mode,
-                        price_floor,
-                    });
+                };
+                match campaign.pricing {
+                    Pricing::Fixed { .. } => {
+                        let exclusive = fixed_price(campaign, SaleMode::Exclusive)
+                            .filter(|_| allows(ping.sale_mode, SaleMode::Exclusive));
+                        let shared = fixed_price(campaign, SaleMode::Shared)
+                            .filter(|_| allows(ping.sale_mode, SaleMode::Shared));
+                        let candidate = self.candidate(campaign, exclusive, shared, now);
+                        candidates.push(candidate);
+                        if let Some(refused) =
+                            sort_priced(campaign, candidate, &room, &mut primaries, &mut fallbacks)
+                        {
+                            late_excluded.push(refused);
+                        }
+                    }
+                    Pricing::LiveBid { bid_max, .. } => {
+                        if bid_max < floor {
+                            excluded.push(Excluded {
+                                campaign: campaign.id,
+                                reason: Exclusion::BelowFloor.into(),
+                            });
+                            continue;
+                        }
+                        // A live campaign is asked for one sale mode: exclusive when both the
+                        // seller and the campaign take it, else shared.
+                        let sale_mode = if allows(ping.sale_mode, SaleMode::Exclusive)
+                            && campaign.sale_modes.contains(SaleMode::Exclusive)
+                        {
+                            SaleMode::Exclusive
+                        } else {
+                            SaleMode::Shared
+                        };
+                        let price_floor = match campaign.pricing {
+                            Pricing::LiveBid { bid_min, .. } => bid_min.max(floor),
+                            Pricing::Fixed { .. } => floor,
+                        };
+                        offers.push(OfferRecord {
+                            campaign: campaign.id,
+                            buyer: campaign.buyer,
+                            sale_mode,
+                            price_floor,
+                        });
+                    }
                 }
             }
         }
@@ -921,34 +958,43 @@ impl Engine {
         }
     }
 
-    /// Whether a campaign the territory matched may take part, or why not; if it may, what
-    /// one more lead of it may cost.
+    /// The checks of a matched campaign that the book alone decides, in their order: status,
+    /// the seller's lists, the sale mode. The auction reads them from the book's masks
+    /// ([`super::availability`]); this is their definition, which debug builds check the
+    /// masks against.
+    fn book_checks(campaign: &CompiledCampaign, lead: &LeadInHand<'_>) -> Result<(), Exclusion> {
+        if !campaign.active {
+            return Err(Exclusion::Paused);
+        }
+        if !lead.seller.admits(campaign.buyer) {
+            return Err(Exclusion::Blocked);
+        }
+        let sale_mode = lead.ping.sale_mode;
+        let sells_mode = (allows(sale_mode, SaleMode::Exclusive)
+            && campaign.sale_modes.contains(SaleMode::Exclusive))
+            || (allows(sale_mode, SaleMode::Shared)
+                && campaign.sale_modes.contains(SaleMode::Shared));
+        if !sells_mode {
+            return Err(Exclusion::SaleMode);
+        }
+        Ok(())
+    }
+
+    /// Whether a campaign that passed [`Self::book_checks`] may take part, or why not (the
+    /// checks that need the lead and the counters, in order: filters, schedule, caps and
+    /// budget, look-back); if it may, what one more lead of it may cost.
     fn eligibility(
         &mut self,
         book: &Book,
         campaign: &CompiledCampaign,
         lead: &LeadInHand<'_>,
     ) -> Result<Room, Exclusion> {
-        if !campaign.active {
-            return Err(Exclusion::Paused);
-        }
         let LeadInHand {
-            seller,
-            ping,
             attributes,
             hashes,
             now,
+            ..
         } = *lead;
-        if !seller.admits(campaign.buyer) {
-            return Err(Exclusion::Blocked);
-        }
-        let sells_mode = (allows(ping.sale_mode, SaleMode::Exclusive)
-            && campaign.sale_modes.contains(SaleMode::Exclusive))
-            || (allows(ping.sale_mode, SaleMode::Shared)
-                && campaign.sale_modes.contains(SaleMode::Shared));
-        if !sells_mode {
-            return Err(Exclusion::SaleMode);
-        }
         if !campaign.filters.matches_lead(attributes) {
             return Err(Exclusion::Filter);
         }
@@ -971,15 +1017,14 @@ impl Engine {
     /// The headroom of a campaign's caps and its buyer's budget at `local`.
     fn room(&mut self, book: &Book, campaign: &CompiledCampaign, local: &LocalTime) -> Room {
         let current: &Book = &self.book;
-        let campaign_room = self
-            .usage
-            .campaign_headroom(current, book, campaign, local);
+        let campaign_room = self.usage.campaign_headroom(current, book, campaign, local);
         // A compiled campaign's buyer is always in its book.
         let buyer = book.buyer_at(campaign.buyer_ix);
-        let budget = Some(
-            self.usage
-                .budget_headroom(current, book, campaign, &buyer.budget, local),
-        );
+        let budget =
+            Some(
+                self.usage
+                    .budget_headroom(current, book, campaign, &buyer.budget, local),
+            );
         Room {
             campaign: campaign_room,
             budget,

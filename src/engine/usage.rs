@@ -37,7 +37,12 @@ struct Memo {
 
 impl Memo {
     fn keys_of(local: &LocalTime) -> [u32; 4] {
-        [local.hour_key, local.day_key, local.week_key, local.month_key]
+        [
+            local.hour_key,
+            local.day_key,
+            local.week_key,
+            local.month_key,
+        ]
     }
 
     /// The memo's headroom if it holds at `local`, else the one computed now (and kept).
@@ -145,8 +150,7 @@ impl Usage {
     ) -> Option<Money> {
         if book.version == self.version {
             let ix = campaign.ix.0 as usize;
-            if let (Some(memo), Some(counters)) = (self.caps_memo.get_mut(ix), self.caps.get(ix))
-            {
+            if let (Some(memo), Some(counters)) = (self.caps_memo.get_mut(ix), self.caps.get(ix)) {
                 return memo.headroom(counters.as_ref(), &campaign.caps, local);
             }
         }
