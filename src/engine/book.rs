@@ -12,7 +12,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::availability::{AdmitMask, AdmitReader, Availability};
 use super::caps::CapLimits;
-use super::filters::CompiledFilters;
+use super::filters::{CompiledFilter, CompiledFilters};
 use super::geo::ZipTable;
 use super::preping::VerticalRules;
 use super::schedule::Schedule;
@@ -326,6 +326,9 @@ pub struct CompiledCampaign {
     pub active: bool,
     pub role: CampaignRole,
     pub filters: CompiledFilters,
+    /// `filters` as indexes into the book's distinct filters ([`Book::predicate`]), in the
+    /// same order.
+    pub filter_ids: Box<[u32]>,
     pub schedule: Schedule,
     pub caps: CapLimits,
     pub sale_modes: SaleModes,
@@ -357,6 +360,8 @@ pub struct Book {
     pub territory: TerritoryIndex,
     /// Bitsets over `campaigns` of what the book alone decides (status, sale modes).
     pub availability: Availability,
+    /// Every distinct filter of the book's campaigns, once: what `filter_ids` index.
+    predicates: Vec<CompiledFilter>,
 }
 
 impl Book {
@@ -468,6 +473,8 @@ impl Book {
 
         let mut campaigns = Vec::with_capacity(defs.campaigns.len());
         let mut campaign_by_id = FxHashMap::default();
+        let mut predicates: Vec<CompiledFilter> = Vec::new();
+        let mut predicate_ids: FxHashMap<CompiledFilter, u32> = FxHashMap::default();
         for campaign in defs.campaigns.values() {
             let id = campaign.campaign_id;
             let invalid = |message: String| {
@@ -511,6 +518,17 @@ impl Book {
                 .map_err(|error| invalid(error.message))?;
             let schedule =
                 Schedule::compile(&campaign.schedule).map_err(|error| invalid(error.message))?;
+            let mut filter_ids = Vec::with_capacity(filters.predicates().len());
+            for filter in filters.predicates() {
+                let next = u32::try_from(predicates.len()).map_err(|_| {
+                    AdminError::new(ErrorCode::INVALID_DEFINITION, "more than 2^32 filters")
+                })?;
+                let id = *predicate_ids.entry(filter.clone()).or_insert_with(|| {
+                    predicates.push(filter.clone());
+                    next
+                });
+                filter_ids.push(id);
+            }
             let ix = CampaignIx(u32::try_from(campaigns.len()).map_err(|_| {
                 AdminError::new(ErrorCode::INVALID_DEFINITION, "more than 2^32 campaigns")
             })?);
@@ -523,6 +541,7 @@ impl Book {
                 active: campaign.status == Status::Active && buyer.active,
                 role: campaign.role,
                 filters,
+                filter_ids: filter_ids.into_boxed_slice(),
                 schedule,
                 caps: CapLimits::from_caps(&campaign.caps),
                 sale_modes: campaign.sale_modes,
@@ -573,7 +592,18 @@ impl Book {
             zones,
             territory,
             availability,
+            predicates,
         })
+    }
+
+    /// The book's distinct filter `id` (see [`CompiledCampaign::filter_ids`]).
+    pub fn predicate(&self, id: u32) -> &CompiledFilter {
+        &self.predicates[id as usize]
+    }
+
+    /// How many distinct filters the book's campaigns have.
+    pub fn predicate_count(&self) -> usize {
+        self.predicates.len()
     }
 
     pub fn vertical_ix(&self, name: &str) -> Option<VerticalIx> {

@@ -269,6 +269,11 @@ pub struct Engine {
     /// The last local time computed per book zone, with its instant: an auction asks for the
     /// same zone's time once per campaign, and the answer only depends on the instant.
     zone_times: Vec<Option<(TimeUs, LocalTime)>>,
+    /// Per distinct filter of the current book: `stamp << 1 | holds` for the auction whose
+    /// `filter_stamp` it was decided in; another stamp means not decided yet (a cache).
+    filter_answers: Vec<u64>,
+    /// Increases by one per auction opened, so that no answer of an earlier lead is read.
+    filter_stamp: u64,
     /// Resolution's candidates with the prices that still fit, primaries and fallbacks.
     primaries: Vec<Candidate>,
     fallbacks: Vec<Candidate>,
@@ -400,6 +405,8 @@ impl Engine {
             matches: TerritoryMatches::default(),
             selector: Selector::default(),
             zone_times: Vec::new(),
+            filter_answers: Vec::new(),
+            filter_stamp: 0,
             primaries: Vec::new(),
             fallbacks: Vec::new(),
         }
@@ -785,8 +792,14 @@ impl Engine {
         primaries.clear();
         fallbacks.clear();
         let mut late_excluded = Vec::new();
-        // The lead's attributes, decoded once for every candidate's filters.
+        // The lead's attributes, decoded once for every candidate's filters, and a new stamp
+        // for the answers of the book's distinct filters (0 is never a stamp, so the answers
+        // a new book's filters start with are not read).
         let attributes = LeadAttributes::new(&ping.lead.attributes);
+        self.filter_stamp += 1;
+        if self.filter_answers.len() < book.predicate_count() {
+            self.filter_answers.resize(book.predicate_count(), 0);
+        }
         // The checks the book alone decides, 64 campaigns at a time: a campaign failing one is
         // excluded for the first it fails (paused, blocked, sale mode) without its definition
         // being read; the others go on to the checks that need the lead and the counters.
@@ -995,7 +1008,9 @@ impl Engine {
             now,
             ..
         } = *lead;
-        if !campaign.filters.matches_lead(attributes) {
+        let holds = self.filters_hold(book, campaign, attributes);
+        debug_assert_eq!(holds, campaign.filters.matches_lead(attributes));
+        if !holds {
             return Err(Exclusion::Filter);
         }
         let local = self.local_time(campaign.zone, now);
@@ -1012,6 +1027,32 @@ impl Engine {
             return Err(Exclusion::Duplicate);
         }
         Ok(room)
+    }
+
+    /// Whether every filter of a campaign of `book` holds for the lead of the current
+    /// auction: each distinct filter of the book is decided once per auction, and
+    /// remembered under the auction's stamp (see `filter_answers`).
+    fn filters_hold(
+        &mut self,
+        book: &Book,
+        campaign: &CompiledCampaign,
+        attributes: &LeadAttributes<'_>,
+    ) -> bool {
+        let stamp = self.filter_stamp << 1;
+        for &id in &campaign.filter_ids {
+            let answer = &mut self.filter_answers[id as usize];
+            let holds = if *answer & !1 == stamp {
+                *answer & 1 == 1
+            } else {
+                let holds = book.predicate(id).holds_for(attributes);
+                *answer = stamp | u64::from(holds);
+                holds
+            };
+            if !holds {
+                return false;
+            }
+        }
+        true
     }
 
     /// The headroom of a campaign's caps and its buyer's budget at `local`.
