@@ -182,6 +182,9 @@ struct LeadInHand<'a> {
     ping: &'a Ping<'a>,
     attributes: &'a LeadAttributes<'a>,
     hashes: &'a [Hash32],
+    /// Some buyer bought this consumer within the longest look-back kept: only then can a
+    /// campaign's look-back exclude it.
+    bought_before: bool,
     now: TimeUs,
 }
 
@@ -812,6 +815,7 @@ impl Engine {
             ping,
             attributes: &attributes,
             hashes: &hashes,
+            bought_before: self.contacts.any_purchase(&hashes),
             now,
         };
         for &(word, bits) in &matches.included_words {
@@ -1005,6 +1009,7 @@ impl Engine {
         let LeadInHand {
             attributes,
             hashes,
+            bought_before,
             now,
             ..
         } = *lead;
@@ -1019,7 +1024,14 @@ impl Engine {
         }
         let room = self.room(book, campaign, &local);
         room.fits(0)?;
+        debug_assert!(
+            bought_before
+                || !self
+                    .contacts
+                    .bought_within(campaign.buyer, hashes, campaign.lookback_us, now)
+        );
         if campaign.lookback_us != 0
+            && bought_before
             && self
                 .contacts
                 .bought_within(campaign.buyer, hashes, campaign.lookback_us, now)
