@@ -36,6 +36,20 @@ struct Memo {
 }
 
 impl Memo {
+    /// The headroom itself, out of line: the memo's miss path.
+    #[inline(never)]
+    fn compute(
+        counters: Option<&CapCounters>,
+        limits: &CapLimits,
+        local: &LocalTime,
+    ) -> Option<Money> {
+        match counters {
+            Some(counters) => counters.headroom(limits, local),
+            None => CapCounters::default().headroom(limits, local),
+        }
+    }
+
+    #[inline(always)]
     fn keys_of(local: &LocalTime) -> [u32; 4] {
         [
             local.hour_key,
@@ -46,7 +60,8 @@ impl Memo {
     }
 
     /// The memo's headroom if it holds at `local`, else the one computed now (and kept).
-    #[inline]
+    /// Inlined into the auction's loop: a hit is a few loads and compares.
+    #[inline(always)]
     fn headroom(
         &mut self,
         counters: Option<&CapCounters>,
@@ -54,15 +69,15 @@ impl Memo {
         local: &LocalTime,
     ) -> Option<Money> {
         let keys = Self::keys_of(local);
-        let compute = || match counters {
-            Some(counters) => counters.headroom(limits, local),
-            None => CapCounters::default().headroom(limits, local),
-        };
         if self.known && self.keys == keys {
-            debug_assert_eq!(self.room, compute(), "a headroom memo must hold");
+            debug_assert_eq!(
+                self.room,
+                Self::compute(counters, limits, local),
+                "a headroom memo must hold"
+            );
             return self.room;
         }
-        let room = compute();
+        let room = Self::compute(counters, limits, local);
         *self = Self {
             known: true,
             keys,
@@ -141,6 +156,7 @@ impl Usage {
 
     /// The headroom of a campaign's caps at `local` (see [`CapCounters::headroom`]), from its
     /// memo when `book` is the current book and the memo holds.
+    #[inline]
     pub fn campaign_headroom(
         &mut self,
         current: &Book,
@@ -162,6 +178,7 @@ impl Usage {
 
     /// The headroom of a campaign's buyer's budget (`limits`, the buyer's in `book`) at
     /// `local`, from its memo when `book` is the current book and the memo holds.
+    #[inline]
     pub fn budget_headroom(
         &mut self,
         current: &Book,
