@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::availability::{AdmitMask, AdmitReader, Availability};
 use super::caps::CapLimits;
-use super::filters::CompiledFilters;
+use super::filters::{CompiledFilter, CompiledFilters};
 use super::geo::ZipTable;
 use super::preping::VerticalRules;
 use super::schedule::Schedule;
@@ -256,6 +257,8 @@ pub struct CompiledSeller {
     floors: FxHashMap<VerticalIx, Money>,
     buyers_allowed: FxHashSet<BuyerId>,
     buyers_blocked: FxHashSet<BuyerId>,
+    /// The lists as masks over the book's campaigns; `None` for a seller without lists.
+    admit_mask: Option<AdmitMask>,
 }
 
 impl CompiledSeller {
@@ -266,6 +269,13 @@ impl CompiledSeller {
     /// The seller's floor for a vertical: the lowest sale price it accepts (0 if none set).
     pub fn floor(&self, vertical: VerticalIx) -> Money {
         self.floors.get(&vertical).copied().unwrap_or(0)
+    }
+
+    /// The seller's allow and block lists over the book's campaigns, word by word.
+    pub fn admitted(&self) -> AdmitReader<'_> {
+        self.admit_mask
+            .as_ref()
+            .map_or(AdmitReader::ALL, AdmitMask::reader)
     }
 
     /// Whether the seller's allow and block lists let this buyer buy its leads.
@@ -316,6 +326,9 @@ pub struct CompiledCampaign {
     pub active: bool,
     pub role: CampaignRole,
     pub filters: CompiledFilters,
+    /// `filters` as indexes into the book's distinct filters ([`Book::predicate`]), in the
+    /// same order.
+    pub filter_ids: Box<[u32]>,
     pub schedule: Schedule,
     pub caps: CapLimits,
     pub sale_modes: SaleModes,
@@ -345,6 +358,10 @@ pub struct Book {
     /// Every distinct IANA time zone of the book's buyers.
     pub zones: Vec<Box<str>>,
     pub territory: TerritoryIndex,
+    /// Bitsets over `campaigns` of what the book alone decides (status, sale modes).
+    pub availability: Availability,
+    /// Every distinct filter of the book's campaigns, once: what `filter_ids` index.
+    predicates: Vec<CompiledFilter>,
 }
 
 impl Book {
@@ -411,6 +428,8 @@ impl Book {
                     floors,
                     buyers_allowed: seller.buyers_allowed.iter().copied().collect(),
                     buyers_blocked: seller.buyers_blocked.iter().copied().collect(),
+                    // Built once the campaigns are compiled, below.
+                    admit_mask: None,
                 },
             );
         }
@@ -454,6 +473,8 @@ impl Book {
 
         let mut campaigns = Vec::with_capacity(defs.campaigns.len());
         let mut campaign_by_id = FxHashMap::default();
+        let mut predicates: Vec<CompiledFilter> = Vec::new();
+        let mut predicate_ids: FxHashMap<CompiledFilter, u32> = FxHashMap::default();
         for campaign in defs.campaigns.values() {
             let id = campaign.campaign_id;
             let invalid = |message: String| {
@@ -497,6 +518,17 @@ impl Book {
                 .map_err(|error| invalid(error.message))?;
             let schedule =
                 Schedule::compile(&campaign.schedule).map_err(|error| invalid(error.message))?;
+            let mut filter_ids = Vec::with_capacity(filters.predicates().len());
+            for filter in filters.predicates() {
+                let next = u32::try_from(predicates.len()).map_err(|_| {
+                    AdminError::new(ErrorCode::INVALID_DEFINITION, "more than 2^32 filters")
+                })?;
+                let id = *predicate_ids.entry(filter.clone()).or_insert_with(|| {
+                    predicates.push(filter.clone());
+                    next
+                });
+                filter_ids.push(id);
+            }
             let ix = CampaignIx(u32::try_from(campaigns.len()).map_err(|_| {
                 AdminError::new(ErrorCode::INVALID_DEFINITION, "more than 2^32 campaigns")
             })?);
@@ -509,6 +541,7 @@ impl Book {
                 active: campaign.status == Status::Active && buyer.active,
                 role: campaign.role,
                 filters,
+                filter_ids: filter_ids.into_boxed_slice(),
                 schedule,
                 caps: CapLimits::from_caps(&campaign.caps),
                 sale_modes: campaign.sale_modes,
@@ -521,6 +554,17 @@ impl Book {
             });
             campaign_by_id.insert(id, ix);
         }
+
+        for seller in sellers.values_mut() {
+            if !seller.buyers_allowed.is_empty() || !seller.buyers_blocked.is_empty() {
+                seller.admit_mask = Some(AdmitMask::build(
+                    &campaigns,
+                    &seller.buyers_allowed,
+                    &seller.buyers_blocked,
+                ));
+            }
+        }
+        let availability = Availability::build(&campaigns);
 
         let territory = TerritoryIndex::build(
             defs.campaigns.values().zip(0u32..).map(|(campaign, ix)| {
@@ -547,7 +591,19 @@ impl Book {
             campaign_by_id,
             zones,
             territory,
+            availability,
+            predicates,
         })
+    }
+
+    /// The book's distinct filter `id` (see [`CompiledCampaign::filter_ids`]).
+    pub fn predicate(&self, id: u32) -> &CompiledFilter {
+        &self.predicates[id as usize]
+    }
+
+    /// How many distinct filters the book's campaigns have.
+    pub fn predicate_count(&self) -> usize {
+        self.predicates.len()
     }
 
     pub fn vertical_ix(&self, name: &str) -> Option<VerticalIx> {

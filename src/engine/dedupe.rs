@@ -567,6 +567,13 @@ impl ContactHistory {
         })
     }
 
+    /// Whether any buyer's purchase of this consumer is still kept: when not,
+    /// [`Self::bought_within`] is `false` for every buyer and look-back, so an auction asks
+    /// once per lead instead of once per campaign. One probe per hash.
+    pub fn any_purchase(&self, hashes: &[Hash32]) -> bool {
+        consumer_hashes(hashes).any(|hash| self.purchased.contains_key(hash))
+    }
+
     /// Forgets pings older than [`DUPLICATE_LEAD_WINDOW_US`] and consumers whose latest
     /// purchase is older than [`PURCHASE_LOOKBACK_MAX_US`]. Recording calls it too; the engine
     /// may call it on a timer so that memory is returned when traffic stops.

@@ -101,7 +101,7 @@ fn to_fixed(mantissa: i64, scale: u8) -> Option<i128> {
 }
 
 /// A filter's condition in the form `matches` checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Condition {
     /// An integer in `min..=max`.
     IntRange {
@@ -176,9 +176,27 @@ impl Condition {
     }
 }
 
-/// One compiled filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CompiledFilter {
+impl CompiledFilter {
+    /// Whether this one filter holds for the lead: [`CompiledFilters::matches_lead`] is the
+    /// conjunction of its filters' answers (the lead's keys are strictly sorted, so finding
+    /// each key on its own finds the value the merge walk finds).
+    pub fn holds_for(&self, lead: &LeadAttributes<'_>) -> bool {
+        let key = self.key.as_bytes();
+        let entries = lead.entries();
+        let at = entries.partition_point(|entry| compare_keys(entry.key, key) == Ordering::Less);
+        let value = entries
+            .get(at)
+            .filter(|entry| entry.key == key)
+            .map(|entry| entry.value);
+        self.condition.holds(value)
+    }
+}
+
+/// One compiled filter: a predicate on one attribute. Equal filters (same key, same
+/// canonical condition) hold for the same leads, so a book keeps one of each
+/// ([`super::book::Book::predicate`]) and an auction decides each at most once per lead.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CompiledFilter {
     key: Symbol<'static>,
     condition: Condition,
 }
@@ -291,6 +309,11 @@ impl CompiledFilters {
             }
         }
         true
+    }
+
+    /// The filters, in their canonical order (by key).
+    pub fn predicates(&self) -> &[CompiledFilter] {
+        &self.filters
     }
 
     /// Feeds the compiled filters to `hasher` in their canonical order (key bytes), with
@@ -1080,7 +1103,11 @@ mod tests {
             let compiled = CompiledFilters::compile(&filters).unwrap();
             let expected = reference(&filters, &attributes);
             prop_assert_eq!(compiled.matches(&attributes), expected);
-            prop_assert_eq!(compiled.matches_lead(&LeadAttributes::new(&attributes)), expected);
+            let lead = LeadAttributes::new(&attributes);
+            prop_assert_eq!(compiled.matches_lead(&lead), expected);
+            // Each filter on its own, as an auction decides the book's distinct filters.
+            let each = compiled.predicates().iter().all(|filter| filter.holds_for(&lead));
+            prop_assert_eq!(each, expected);
         }
     }
 }

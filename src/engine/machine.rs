@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 
 use super::auction::{Award, Candidate, Outcome, Selection, SelectionRequest, Selector};
 use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign, CompiledSeller};
-use super::caps::{CapCounters, CapReservation, CapUsage};
+use super::caps::{CapReservation, CapUsage};
 use super::clock::{LocalTime, ZoneClock};
 use super::dedupe::{ContactHistory, PingTokens};
 use super::events::{Event, Excluded, LeadId, OfferRecord, PingId, Resolution, code};
@@ -23,7 +23,7 @@ use super::filters::LeadAttributes;
 use super::geo::ZipTable;
 use super::preping::{check_consent, check_contact, check_view, contact_hashes};
 use super::territory::TerritoryMatches;
-use super::types::{BuyerId, CampaignId, Exclusion, SellerId, TimeUs, VerticalIx};
+use super::types::{BuyerId, CampaignId, CampaignIx, Exclusion, SellerId, TimeUs, VerticalIx};
 use super::usage::{CampaignRef, Usage};
 use crate::limits::{AUCTION_RUNNERS_UP_MAX, TRACE_EVENTS_MAX};
 use crate::protocol::{
@@ -182,6 +182,9 @@ struct LeadInHand<'a> {
     ping: &'a Ping<'a>,
     attributes: &'a LeadAttributes<'a>,
     hashes: &'a [Hash32],
+    /// Some buyer bought this consumer within the longest look-back kept: only then can a
+    /// campaign's look-back exclude it.
+    bought_before: bool,
     now: TimeUs,
 }
 
@@ -269,6 +272,11 @@ pub struct Engine {
     /// The last local time computed per book zone, with its instant: an auction asks for the
     /// same zone's time once per campaign, and the answer only depends on the instant.
     zone_times: Vec<Option<(TimeUs, LocalTime)>>,
+    /// Per distinct filter of the current book: `stamp << 1 | holds` for the auction whose
+    /// `filter_stamp` it was decided in; another stamp means not decided yet (a cache).
+    filter_answers: Vec<u64>,
+    /// Increases by one per auction opened, so that no answer of an earlier lead is read.
+    filter_stamp: u64,
     /// Resolution's candidates with the prices that still fit, primaries and fallbacks.
     primaries: Vec<Candidate>,
     fallbacks: Vec<Candidate>,
@@ -400,6 +408,8 @@ impl Engine {
             matches: TerritoryMatches::default(),
             selector: Selector::default(),
             zone_times: Vec::new(),
+            filter_answers: Vec::new(),
+            filter_stamp: 0,
             primaries: Vec::new(),
             fallbacks: Vec::new(),
         }
@@ -785,68 +795,112 @@ impl Engine {
         primaries.clear();
         fallbacks.clear();
         let mut late_excluded = Vec::new();
-        // The lead's attributes, decoded once for every candidate's filters.
+        // The lead's attributes, decoded once for every candidate's filters, and a new stamp
+        // for the answers of the book's distinct filters (0 is never a stamp, so the answers
+        // a new book's filters start with are not read).
         let attributes = LeadAttributes::new(&ping.lead.attributes);
-        for &ix in &matches.included {
-            let campaign = book.campaign(ix);
-            let lead = LeadInHand {
-                seller,
-                ping,
-                attributes: &attributes,
-                hashes: &hashes,
-                now,
-            };
-            let room = match self.eligibility(&book, campaign, &lead) {
-                Ok(room) => room,
-                Err(exclusion) => {
+        self.filter_stamp += 1;
+        if self.filter_answers.len() < book.predicate_count() {
+            self.filter_answers.resize(book.predicate_count(), 0);
+        }
+        // The checks the book alone decides, 64 campaigns at a time: a campaign failing one is
+        // excluded for the first it fails (paused, blocked, sale mode) without its definition
+        // being read; the others go on to the checks that need the lead and the counters.
+        let availability = &book.availability;
+        let mut admitted = seller.admitted();
+        let takes_exclusive = allows(ping.sale_mode, SaleMode::Exclusive);
+        let takes_shared = allows(ping.sale_mode, SaleMode::Shared);
+        let lead = LeadInHand {
+            seller,
+            ping,
+            attributes: &attributes,
+            hashes: &hashes,
+            bought_before: self.contacts.any_purchase(&hashes),
+            now,
+        };
+        for &(word, bits) in &matches.included_words {
+            let active = availability.active(word);
+            let admits = admitted.word(word);
+            let sells = availability.sells(word, takes_exclusive, takes_shared);
+            let available = bits & active & admits & sells;
+            let mut rest = bits;
+            while rest != 0 {
+                let bit = rest & rest.wrapping_neg();
+                rest ^= bit;
+                let ix = CampaignIx(word * 64 + bit.trailing_zeros());
+                if available & bit == 0 {
+                    let exclusion = if active & bit == 0 {
+                        Exclusion::Paused
+                    } else if admits & bit == 0 {
+                        Exclusion::Blocked
+                    } else {
+                        Exclusion::SaleMode
+                    };
+                    debug_assert_eq!(
+                        Self::book_checks(book.campaign(ix), &lead),
+                        Err(exclusion),
+                        "the masks agree with the definition"
+                    );
                     excluded.push(Excluded {
-                        campaign: campaign.id,
+                        campaign: availability.id(ix),
                         reason: exclusion.into(),
                     });
                     continue;
                 }
-            };
-            match campaign.pricing {
-                Pricing::Fixed { .. } => {
-                    let exclusive = fixed_price(campaign, SaleMode::Exclusive)
-                        .filter(|_| allows(ping.sale_mode, SaleMode::Exclusive));
-                    let shared = fixed_price(campaign, SaleMode::Shared)
-                        .filter(|_| allows(ping.sale_mode, SaleMode::Shared));
-                    let candidate = self.candidate(campaign, exclusive, shared, now);
-                    candidates.push(candidate);
-                    if let Some(refused) =
-                        sort_priced(campaign, candidate, &room, &mut primaries, &mut fallbacks)
-                    {
-                        late_excluded.push(refused);
-                    }
-                }
-                Pricing::LiveBid { bid_max, .. } => {
-                    if bid_max < floor {
+                let campaign = book.campaign(ix);
+                debug_assert_eq!(Self::book_checks(campaign, &lead), Ok(()));
+                let room = match self.eligibility(&book, campaign, &lead) {
+                    Ok(room) => room,
+                    Err(exclusion) => {
                         excluded.push(Excluded {
                             campaign: campaign.id,
-                            reason: Exclusion::BelowFloor.into(),
+                            reason: exclusion.into(),
                         });
                         continue;
                     }
-                    // A live campaign is asked for one sale mode: exclusive when both the
-                    // seller and the campaign take it, else shared.
-                    let sale_mode = if allows(ping.sale_mode, SaleMode::Exclusive)
-                        && campaign.sale_modes.contains(SaleMode::Exclusive)
-                    {
-                        SaleMode::Exclusive
-                    } else {
-                        SaleMode::Shared
-                    };
-                    let price_floor = match campaign.pricing {
-                        Pricing::LiveBid { bid_min, .. } => bid_min.max(floor),
-                        Pricing::Fixed { .. } => floor,
-                    };
-                    offers.push(OfferRecord {
-                        campaign: campaign.id,
-                        buyer: campaign.buyer,
-                        sale_mode,
-                        price_floor,
-                    });
+                };
+                match campaign.pricing {
+                    Pricing::Fixed { .. } => {
+                        let exclusive = fixed_price(campaign, SaleMode::Exclusive)
+                            .filter(|_| allows(ping.sale_mode, SaleMode::Exclusive));
+                        let shared = fixed_price(campaign, SaleMode::Shared)
+                            .filter(|_| allows(ping.sale_mode, SaleMode::Shared));
+                        let candidate = self.candidate(campaign, exclusive, shared, now);
+                        candidates.push(candidate);
+                        if let Some(refused) =
+                            sort_priced(campaign, candidate, &room, &mut primaries, &mut fallbacks)
+                        {
+                            late_excluded.push(refused);
+                        }
+                    }
+                    Pricing::LiveBid { bid_max, .. } => {
+                        if bid_max < floor {
+                            excluded.push(Excluded {
+                                campaign: campaign.id,
+                                reason: Exclusion::BelowFloor.into(),
+                            });
+                            continue;
+                        }
+                        // A live campaign is asked for one sale mode: exclusive when both the
+                        // seller and the campaign take it, else shared.
+                        let sale_mode = if allows(ping.sale_mode, SaleMode::Exclusive)
+                            && campaign.sale_modes.contains(SaleMode::Exclusive)
+                        {
+                            SaleMode::Exclusive
+                        } else {
+                            SaleMode::Shared
+                        };
+                        let price_floor = match campaign.pricing {
+                            Pricing::LiveBid { bid_min, .. } => bid_min.max(floor),
+                            Pricing::Fixed { .. } => floor,
+                        };
+                        offers.push(OfferRecord {
+                            campaign: campaign.id,
+                            buyer: campaign.buyer,
+                            sale_mode,
+                            price_floor,
+                        });
+                    }
                 }
             }
         }
@@ -921,35 +975,47 @@ impl Engine {
         }
     }
 
-    /// Whether a campaign the territory matched may take part, or why not; if it may, what
-    /// one more lead of it may cost.
+    /// The checks of a matched campaign that the book alone decides, in their order: status,
+    /// the seller's lists, the sale mode. The auction reads them from the book's masks
+    /// ([`super::availability`]); this is their definition, which debug builds check the
+    /// masks against.
+    fn book_checks(campaign: &CompiledCampaign, lead: &LeadInHand<'_>) -> Result<(), Exclusion> {
+        if !campaign.active {
+            return Err(Exclusion::Paused);
+        }
+        if !lead.seller.admits(campaign.buyer) {
+            return Err(Exclusion::Blocked);
+        }
+        let sale_mode = lead.ping.sale_mode;
+        let sells_mode = (allows(sale_mode, SaleMode::Exclusive)
+            && campaign.sale_modes.contains(SaleMode::Exclusive))
+            || (allows(sale_mode, SaleMode::Shared)
+                && campaign.sale_modes.contains(SaleMode::Shared));
+        if !sells_mode {
+            return Err(Exclusion::SaleMode);
+        }
+        Ok(())
+    }
+
+    /// Whether a campaign that passed [`Self::book_checks`] may take part, or why not (the
+    /// checks that need the lead and the counters, in order: filters, schedule, caps and
+    /// budget, look-back); if it may, what one more lead of it may cost.
     fn eligibility(
         &mut self,
         book: &Book,
         campaign: &CompiledCampaign,
         lead: &LeadInHand<'_>,
     ) -> Result<Room, Exclusion> {
-        if !campaign.active {
-            return Err(Exclusion::Paused);
-        }
         let LeadInHand {
-            seller,
-            ping,
             attributes,
             hashes,
+            bought_before,
             now,
+            ..
         } = *lead;
-        if !seller.admits(campaign.buyer) {
-            return Err(Exclusion::Blocked);
-        }
-        let sells_mode = (allows(ping.sale_mode, SaleMode::Exclusive)
-            && campaign.sale_modes.contains(SaleMode::Exclusive))
-            || (allows(ping.sale_mode, SaleMode::Shared)
-                && campaign.sale_modes.contains(SaleMode::Shared));
-        if !sells_mode {
-            return Err(Exclusion::SaleMode);
-        }
-        if !campaign.filters.matches_lead(attributes) {
+        let holds = self.filters_hold(book, campaign, attributes);
+        debug_assert_eq!(holds, campaign.filters.matches_lead(attributes));
+        if !holds {
             return Err(Exclusion::Filter);
         }
         let local = self.local_time(campaign.zone, now);
@@ -958,7 +1024,14 @@ impl Engine {
         }
         let room = self.room(book, campaign, &local);
         room.fits(0)?;
+        debug_assert!(
+            bought_before
+                || !self
+                    .contacts
+                    .bought_within(campaign.buyer, hashes, campaign.lookback_us, now)
+        );
         if campaign.lookback_us != 0
+            && bought_before
             && self
                 .contacts
                 .bought_within(campaign.buyer, hashes, campaign.lookback_us, now)
@@ -968,20 +1041,43 @@ impl Engine {
         Ok(room)
     }
 
+    /// Whether every filter of a campaign of `book` holds for the lead of the current
+    /// auction: each distinct filter of the book is decided once per auction, and
+    /// remembered under the auction's stamp (see `filter_answers`).
+    fn filters_hold(
+        &mut self,
+        book: &Book,
+        campaign: &CompiledCampaign,
+        attributes: &LeadAttributes<'_>,
+    ) -> bool {
+        let stamp = self.filter_stamp << 1;
+        for &id in &campaign.filter_ids {
+            let answer = &mut self.filter_answers[id as usize];
+            let holds = if *answer & !1 == stamp {
+                *answer & 1 == 1
+            } else {
+                let holds = book.predicate(id).holds_for(attributes);
+                *answer = stamp | u64::from(holds);
+                holds
+            };
+            if !holds {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The headroom of a campaign's caps and its buyer's budget at `local`.
-    fn room(&self, book: &Book, campaign: &CompiledCampaign, local: &LocalTime) -> Room {
-        let current = &self.book;
-        let at = CampaignRef::Compiled(campaign);
-        let campaign_room = match self.usage.caps(current, book, at) {
-            Some(counters) => counters.headroom(&campaign.caps, local),
-            None => CapCounters::default().headroom(&campaign.caps, local),
-        };
+    fn room(&mut self, book: &Book, campaign: &CompiledCampaign, local: &LocalTime) -> Room {
+        let current: &Book = &self.book;
+        let campaign_room = self.usage.campaign_headroom(current, book, campaign, local);
         // A compiled campaign's buyer is always in its book.
         let buyer = book.buyer_at(campaign.buyer_ix);
-        let budget = Some(match self.usage.budget(current, book, at) {
-            Some(counters) => counters.headroom(&buyer.budget, local),
-            None => CapCounters::default().headroom(&buyer.budget, local),
-        });
+        let budget =
+            Some(
+                self.usage
+                    .budget_headroom(current, book, campaign, &buyer.budget, local),
+            );
         Room {
             campaign: campaign_room,
             budget,
@@ -990,7 +1086,7 @@ impl Engine {
 
     /// Whether one more lead at `price` fits the campaign's caps and its buyer's budget.
     fn room_for(
-        &self,
+        &mut self,
         book: &Book,
         campaign: &CompiledCampaign,
         price: Money,

@@ -28,6 +28,8 @@
 //! - [`preping`]: the checks a lead passes before any buyer sees it.
 //! - [`dedupe`]: retried pings, repeated consumers, and what each buyer bought before.
 //! - [`book`]: the compiled, immutable book snapshot built from admin definitions.
+//! - [`availability`]: the book's bitsets over its campaigns (active, sale modes, each
+//!   listing seller's admitted buyers), ANDed with the territory's matches 64 at a time.
 //! - [`usage`]: cap and budget counters and round-robin stamps, dense by the current book's
 //!   indexes and carried across snapshots by id.
 //! - [`auction`]: ranking bids within a ping tree's tiers; exclusive or shared.
@@ -35,6 +37,7 @@
 //! - [`machine`]: the state machine that ties them together: [`machine::Engine`].
 
 pub mod auction;
+pub mod availability;
 pub mod book;
 pub mod caps;
 pub mod clock;

@@ -119,6 +119,10 @@ pub struct TerritoryMatches {
     /// Campaigns matched by an include rule and by an exclude rule (excluded by territory);
     /// ascending, no duplicates.
     pub excluded: Vec<CampaignIx>,
+    /// `included` as bitset words: (word index, bits), word `w` bit `b` being campaign
+    /// `64 * w + b`; ascending, only non-zero words. An auction ANDs these with the book's
+    /// availability bitsets 64 campaigns at a time.
+    pub included_words: Vec<(u32, u64)>,
     /// Scratch: campaigns an include rule matched.
     hits: HitSet,
     /// Scratch: campaigns an exclude rule matched.
@@ -664,6 +668,7 @@ impl TerritoryIndex {
     ) {
         out.included.clear();
         out.excluded.clear();
+        out.included_words.clear();
         let Some(market) = self.markets.get(&(vertical, country)) else {
             return;
         };
@@ -728,7 +733,13 @@ impl TerritoryIndex {
                 words &= words - 1;
                 let bits = std::mem::take(&mut hits.words[word_ix]);
                 let vetoed_bits = if vetoed { vetoes.words[word_ix] } else { 0 };
-                push_bits(bits & !vetoed_bits, word_ix, &mut out.included);
+                let included = bits & !vetoed_bits;
+                if included != 0 {
+                    // Below the campaign slots, a u32.
+                    #[allow(clippy::cast_possible_truncation)]
+                    out.included_words.push((word_ix as u32, included));
+                }
+                push_bits(included, word_ix, &mut out.included);
                 push_bits(bits & vetoed_bits, word_ix, &mut out.excluded);
             }
         }
@@ -741,6 +752,7 @@ impl TerritoryIndex {
     pub fn new_matches(&self) -> TerritoryMatches {
         let mut matches = TerritoryMatches {
             included: Vec::with_capacity(self.campaign_slots as usize),
+            included_words: Vec::with_capacity((self.campaign_slots as usize).div_ceil(64)),
             excluded: Vec::with_capacity(self.exclude_campaigns as usize),
             ..TerritoryMatches::default()
         };
@@ -875,7 +887,19 @@ mod tests {
         let mut out = TerritoryMatches::new();
         index.lookup(VerticalIx(v), country(c), text, &mut out);
         let ids = |list: &[CampaignIx]| list.iter().map(|c| c.0).collect();
-        (ids(&out.included), ids(&out.excluded))
+        // The words hold the same campaigns as the list, in the same order.
+        let from_words: Vec<u32> = out
+            .included_words
+            .iter()
+            .flat_map(|&(word, bits)| {
+                (0..64)
+                    .filter(move |b| bits >> b & 1 == 1)
+                    .map(move |b| word * 64 + b)
+            })
+            .collect();
+        let included: Vec<u32> = ids(&out.included);
+        assert_eq!(from_words, included);
+        (included, ids(&out.excluded))
     }
 
     fn included(index: &TerritoryIndex, c: &str, text: &str) -> Vec<u32> {

@@ -7,12 +7,85 @@
 //! State of a campaign or buyer the new book no longer has is kept aside by id, and comes back
 //! if the id returns: a campaign removed and re-added keeps its counters, so its caps cannot be
 //! overrun by a remove and a put.
+//!
+//! Beside the counters, each dense entry remembers the headroom it last gave (see
+//! [`CapCounters::headroom`]) with the local period keys it was computed for. Headroom only
+//! depends on the counters, the limits and those keys, so the memo is exact while all three are
+//! unchanged: every mutable access to an entry's counters forgets its memo, a book change (new
+//! limits) forgets them all, and a memo with other keys is recomputed. An auction asks for the
+//! headroom of each campaign it matched; between two reservations of a campaign, or a rollover
+//! of its hour, the answer is one comparison of keys. The memo is a cache, not state: it is
+//! not in the digest, and replay, which recomputes on first use, answers the same.
 
 use rustc_hash::FxHashMap;
 
 use super::book::{Book, CompiledCampaign};
-use super::caps::CapCounters;
+use super::caps::{CapCounters, CapLimits};
+use super::clock::LocalTime;
 use super::types::{BuyerId, CampaignId};
+use crate::protocol::Money;
+
+/// A headroom as last computed for one dense entry, and the period keys it holds for.
+#[derive(Debug, Clone, Copy, Default)]
+struct Memo {
+    /// `false` until computed, and again after any change to the entry's counters.
+    known: bool,
+    /// The hour, day, week and month keys of the local time it was computed at.
+    keys: [u32; 4],
+    room: Option<Money>,
+}
+
+impl Memo {
+    /// The headroom itself, out of line: the memo's miss path.
+    #[inline(never)]
+    fn compute(
+        counters: Option<&CapCounters>,
+        limits: &CapLimits,
+        local: &LocalTime,
+    ) -> Option<Money> {
+        match counters {
+            Some(counters) => counters.headroom(limits, local),
+            None => CapCounters::default().headroom(limits, local),
+        }
+    }
+
+    #[inline(always)]
+    fn keys_of(local: &LocalTime) -> [u32; 4] {
+        [
+            local.hour_key,
+            local.day_key,
+            local.week_key,
+            local.month_key,
+        ]
+    }
+
+    /// The memo's headroom if it holds at `local`, else the one computed now (and kept).
+    /// Inlined into the auction's loop: a hit is a few loads and compares.
+    #[inline(always)]
+    fn headroom(
+        &mut self,
+        counters: Option<&CapCounters>,
+        limits: &CapLimits,
+        local: &LocalTime,
+    ) -> Option<Money> {
+        let keys = Self::keys_of(local);
+        if self.known && self.keys == keys {
+            debug_assert_eq!(
+                self.room,
+                Self::compute(counters, limits, local),
+                "a headroom memo must hold"
+            );
+            return self.room;
+        }
+        let room = Self::compute(counters, limits, local);
+        *self = Self {
+            known: true,
+            keys,
+            room,
+        };
+        room
+    }
+}
 
 /// Per-campaign and per-buyer state; see the module documentation.
 #[derive(Debug, Default)]
@@ -23,6 +96,10 @@ pub struct Usage {
     last_selected: Vec<u64>,
     /// By the current book's buyer index; `None` until the buyer's first reservation.
     budgets: Vec<Option<CapCounters>>,
+    /// By the current book's `CampaignIx` and buyer index: the last headroom of `caps` and
+    /// `budgets` (a cache; see the module documentation).
+    caps_memo: Vec<Memo>,
+    budgets_memo: Vec<Memo>,
     /// The book version the vectors are indexed for.
     version: u64,
     /// State of ids the current book does not have.
@@ -71,7 +148,57 @@ impl Usage {
             .iter()
             .map(|buyer| self.aside_budgets.remove(&buyer.id))
             .collect();
+        // New limits: every memo is forgotten.
+        self.caps_memo = vec![Memo::default(); self.caps.len()];
+        self.budgets_memo = vec![Memo::default(); self.budgets.len()];
         self.version = book.version;
+    }
+
+    /// The headroom of a campaign's caps at `local` (see [`CapCounters::headroom`]), from its
+    /// memo when `book` is the current book and the memo holds.
+    #[inline]
+    pub fn campaign_headroom(
+        &mut self,
+        current: &Book,
+        book: &Book,
+        campaign: &CompiledCampaign,
+        local: &LocalTime,
+    ) -> Option<Money> {
+        if book.version == self.version {
+            let ix = campaign.ix.0 as usize;
+            if let (Some(memo), Some(counters)) = (self.caps_memo.get_mut(ix), self.caps.get(ix)) {
+                return memo.headroom(counters.as_ref(), &campaign.caps, local);
+            }
+        }
+        match self.caps(current, book, CampaignRef::Compiled(campaign)) {
+            Some(counters) => counters.headroom(&campaign.caps, local),
+            None => CapCounters::default().headroom(&campaign.caps, local),
+        }
+    }
+
+    /// The headroom of a campaign's buyer's budget (`limits`, the buyer's in `book`) at
+    /// `local`, from its memo when `book` is the current book and the memo holds.
+    #[inline]
+    pub fn budget_headroom(
+        &mut self,
+        current: &Book,
+        book: &Book,
+        campaign: &CompiledCampaign,
+        limits: &CapLimits,
+        local: &LocalTime,
+    ) -> Option<Money> {
+        if book.version == self.version {
+            let ix = campaign.buyer_ix as usize;
+            if let (Some(memo), Some(counters)) =
+                (self.budgets_memo.get_mut(ix), self.budgets.get(ix))
+            {
+                return memo.headroom(counters.as_ref(), limits, local);
+            }
+        }
+        match self.budget(current, book, CampaignRef::Compiled(campaign)) {
+            Some(counters) => counters.headroom(limits, local),
+            None => CapCounters::default().headroom(limits, local),
+        }
     }
 
     /// Where `campaign` (of `book`, the current book or an older one an auction holds) keeps
@@ -132,7 +259,14 @@ impl Usage {
         campaign: CampaignRef<'_>,
         create: bool,
     ) -> Option<&mut CapCounters> {
-        match self.campaign_slot(current, book, campaign) {
+        let slot = self.campaign_slot(current, book, campaign);
+        // The caller may change the counters: their memo no longer holds.
+        if let Slot::Dense(ix) = slot {
+            if let Some(memo) = self.caps_memo.get_mut(ix) {
+                memo.known = false;
+            }
+        }
+        match slot {
             Slot::Dense(ix) if create => {
                 Some(self.caps[ix].get_or_insert_with(CapCounters::default))
             }
@@ -163,7 +297,14 @@ impl Usage {
         campaign: CampaignRef<'_>,
         create: bool,
     ) -> Option<&mut CapCounters> {
-        match self.buyer_slot(current, book, campaign) {
+        let slot = self.buyer_slot(current, book, campaign);
+        // The caller may change the counters: their memo no longer holds.
+        if let Slot::Dense(ix) = slot {
+            if let Some(memo) = self.budgets_memo.get_mut(ix) {
+                memo.known = false;
+            }
+        }
+        match slot {
             Slot::Dense(ix) if create => {
                 Some(self.budgets[ix].get_or_insert_with(CapCounters::default))
             }

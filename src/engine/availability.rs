@@ -1,0 +1,214 @@
+//! What an auction can tell about the campaigns the territory matched without reading them:
+//! per book snapshot, bitsets over the campaigns (campaign `ix` is bit `ix % 64` of word
+//! `ix / 64`, as in [`super::territory::TerritoryMatches::included_words`]) of the checks that
+//! depend on the book alone — status, the sale modes each buys, and for a seller with allow or
+//! block lists the campaigns whose buyer it admits.
+//!
+//! An auction ANDs them with the territory's words, 64 campaigns at a time: a campaign that
+//! fails one of them is excluded with the reason of the first mask it fails, in the order the
+//! per-campaign checks have always had (paused, blocked, sale mode), without its compiled
+//! definition being read; only the others go on to filters, schedule, caps and pricing.
+//!
+//! The masks are built with the book and never change: a status or list change is an admin
+//! change, which compiles a new book and so new masks. Replay compiles the same book from the
+//! same definitions, so it builds the same masks.
+
+use rustc_hash::FxHashSet;
+
+use super::book::CompiledCampaign;
+use super::types::{BuyerId, CampaignId, CampaignIx};
+use crate::protocol::SaleMode;
+
+/// The book's masks over its campaigns; see the module documentation.
+#[derive(Debug, Default)]
+pub struct Availability {
+    /// By `CampaignIx`: the campaign's id, so that an exclusion is recorded without reading
+    /// the campaign's definition.
+    ids: Box<[CampaignId]>,
+    /// The campaign and its buyer are active.
+    active: Box<[u64]>,
+    /// The campaign buys exclusive sales.
+    exclusive: Box<[u64]>,
+    /// The campaign buys shared sales.
+    shared: Box<[u64]>,
+}
+
+impl Availability {
+    /// The masks of `campaigns`, which are in `CampaignIx` order.
+    pub fn build(campaigns: &[CompiledCampaign]) -> Self {
+        let words = campaigns.len().div_ceil(64);
+        let mut availability = Self {
+            ids: campaigns.iter().map(|campaign| campaign.id).collect(),
+            active: vec![0; words].into_boxed_slice(),
+            exclusive: vec![0; words].into_boxed_slice(),
+            shared: vec![0; words].into_boxed_slice(),
+        };
+        for (at, campaign) in campaigns.iter().enumerate() {
+            debug_assert_eq!(campaign.ix.0 as usize, at, "campaigns in index order");
+            let (word, bit) = (at / 64, 1u64 << (at % 64));
+            let set = |mask: &mut [u64], on: bool| {
+                if on {
+                    mask[word] |= bit;
+                }
+            };
+            set(&mut availability.active, campaign.active);
+            set(
+                &mut availability.exclusive,
+                campaign.sale_modes.contains(SaleMode::Exclusive),
+            );
+            set(
+                &mut availability.shared,
+                campaign.sale_modes.contains(SaleMode::Shared),
+            );
+        }
+        availability
+    }
+
+    /// The id of the campaign at `ix`.
+    #[inline]
+    pub fn id(&self, ix: CampaignIx) -> CampaignId {
+        self.ids[ix.0 as usize]
+    }
+
+    /// Word `word` of the active campaigns.
+    #[inline]
+    pub fn active(&self, word: u32) -> u64 {
+        self.active[word as usize]
+    }
+
+    /// Word `word` of the campaigns that buy a sale mode the ping takes (`exclusive`,
+    /// `shared`: whether it takes each).
+    #[inline]
+    pub fn sells(&self, word: u32, exclusive: bool, shared: bool) -> u64 {
+        let word = word as usize;
+        (if exclusive { self.exclusive[word] } else { 0 })
+            | (if shared { self.shared[word] } else { 0 })
+    }
+
+    /// Heap bytes of the masks, for the book's memory report.
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val::<[CampaignId]>(&self.ids) + 3 * std::mem::size_of_val(&*self.active)
+    }
+}
+
+/// A seller's allow and block lists as masks over the book's campaigns: which campaigns'
+/// buyers it admits. Sparse (only words that hold a listed buyer's campaign), so a list of
+/// at most `SELLER_BUYER_LIST_MAX` buyers costs at most a word per campaign of theirs.
+#[derive(Debug, Default)]
+pub struct AdmitMask {
+    /// Campaigns of blocked buyers: (word, bits), ascending, non-zero.
+    blocked: Box<[(u32, u64)]>,
+    /// Campaigns of allowed buyers, likewise; `None` when the allow list is empty (all are).
+    allowed: Option<Box<[(u32, u64)]>>,
+}
+
+impl AdmitMask {
+    /// The mask of a seller's lists (`allowed` empty: every buyer not blocked is admitted).
+    pub fn build(
+        campaigns: &[CompiledCampaign],
+        allowed: &FxHashSet<BuyerId>,
+        blocked: &FxHashSet<BuyerId>,
+    ) -> Self {
+        let of = |buyers: &FxHashSet<BuyerId>| -> Box<[(u32, u64)]> {
+            let mut words: Vec<(u32, u64)> = Vec::new();
+            for campaign in campaigns.iter().filter(|c| buyers.contains(&c.buyer)) {
+                let (word, bit) = (campaign.ix.0 / 64, 1u64 << (campaign.ix.0 % 64));
+                match words.last_mut() {
+                    Some((last, bits)) if *last == word => *bits |= bit,
+                    _ => words.push((word, bit)),
+                }
+            }
+            words.into_boxed_slice()
+        };
+        Self {
+            blocked: of(blocked),
+            allowed: (!allowed.is_empty()).then(|| of(allowed)),
+        }
+    }
+
+    /// A reader for one auction, whose words come in ascending order.
+    pub fn reader(&self) -> AdmitReader<'_> {
+        AdmitReader {
+            blocked: &self.blocked,
+            allowed: self.allowed.as_deref(),
+        }
+    }
+}
+
+/// Reads an [`AdmitMask`] word by word in ascending order, each list from where the last word
+/// left it.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmitReader<'a> {
+    blocked: &'a [(u32, u64)],
+    allowed: Option<&'a [(u32, u64)]>,
+}
+
+impl AdmitReader<'_> {
+    /// Everyone admitted: the reader of a seller without lists.
+    pub const ALL: AdmitReader<'static> = AdmitReader {
+        blocked: &[],
+        allowed: None,
+    };
+
+    /// Word `word` of the admitted campaigns. Words must be asked in ascending order.
+    #[inline]
+    pub fn word(&mut self, word: u32) -> u64 {
+        fn bits(list: &mut &[(u32, u64)], word: u32) -> u64 {
+            let skip = list.partition_point(|&(w, _)| w < word);
+            *list = &list[skip..];
+            match list.first() {
+                Some(&(w, bits)) if w == word => bits,
+                _ => 0,
+            }
+        }
+        let blocked = if self.blocked.is_empty() {
+            0
+        } else {
+            bits(&mut self.blocked, word)
+        };
+        let allowed = match &mut self.allowed {
+            None => u64::MAX,
+            Some(list) => bits(list, word),
+        };
+        allowed & !blocked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(blocked: &[(u32, u64)], allowed: Option<&[(u32, u64)]>) -> AdmitMask {
+        AdmitMask {
+            blocked: blocked.into(),
+            allowed: allowed.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_seller_without_lists_admits_everyone() {
+        let mut reader = AdmitReader::ALL;
+        assert_eq!(reader.word(0), u64::MAX);
+        assert_eq!(reader.word(7), u64::MAX);
+    }
+
+    #[test]
+    fn blocked_campaigns_are_cleared_and_only_allowed_ones_kept() {
+        let only_blocked = mask(&[(1, 0b0110), (5, 1 << 63)], None);
+        let mut reader = only_blocked.reader();
+        assert_eq!(reader.word(0), u64::MAX);
+        assert_eq!(reader.word(1), !0b0110);
+        // Word 3 lies between two listed words; word 5 after skipping.
+        assert_eq!(reader.word(3), u64::MAX);
+        assert_eq!(reader.word(5), !(1 << 63));
+        assert_eq!(reader.word(6), u64::MAX);
+
+        let both = mask(&[(2, 0b1)], Some(&[(0, 0b1000), (2, 0b11)]));
+        let mut reader = both.reader();
+        assert_eq!(reader.word(0), 0b1000);
+        assert_eq!(reader.word(1), 0);
+        // Allowed and blocked: blocked wins, as in `CompiledSeller::admits`.
+        assert_eq!(reader.word(2), 0b10);
+        assert_eq!(reader.word(9), 0);
+    }
+}
