@@ -1017,3 +1017,77 @@ fn an_admin_batch_is_all_or_nothing() {
     assert_eq!(engine.book().version, version);
     assert!(!engine.book().campaign_by_id(101).expect("campaign").active);
 }
+
+#[test]
+fn a_trace_in_memory_lists_the_first_exclusions_and_counts_the_rest_by_reason() {
+    use pingpost::bookgen::{BookSpec, LeadGen, LeadSpec, generate};
+    use pingpost::limits::TRACE_EXCLUSIONS_LISTED_MAX;
+    use pingpost::protocol::{TraceEventKind as Kind, TraceKey};
+
+    let spec = BookSpec::new(7, 2_000);
+    let mut engine = Engine::new(EngineConfig::default());
+    engine
+        .handle_admin_batch(T0, generate(&spec))
+        .expect("the generated book loads");
+    events(&mut engine);
+    let leads = LeadGen::new(LeadSpec::for_book(&spec, 11));
+    let mut checked = 0;
+    for i in 0..400_u64 {
+        let lead = leads.lead(i);
+        engine.handle_ping(T0 + i * MS, i, lead.seller, &lead.ping);
+        drain(&mut engine);
+        let Some(Event::PingOpened {
+            ping_id, excluded, ..
+        }) = events(&mut engine)
+            .into_iter()
+            .find(|e| matches!(e, Event::PingOpened { .. }))
+        else {
+            continue;
+        };
+        if excluded.len() <= TRACE_EXCLUSIONS_LISTED_MAX {
+            continue;
+        }
+        let trace = engine.trace(TraceKey::Ping, ping_id).expect("trace");
+        // After PINGED: the ping's first exclusions one by one, then its summaries.
+        let after_pinged = &trace.events[1..];
+        let listed: Vec<u64> = after_pinged[..TRACE_EXCLUSIONS_LISTED_MAX]
+            .iter()
+            .map(|e| {
+                assert_eq!(e.kind, Kind::EXCLUDED);
+                e.party_id
+            })
+            .collect();
+        let summaries: Vec<_> = after_pinged[TRACE_EXCLUSIONS_LISTED_MAX..]
+            .iter()
+            .take_while(|e| e.kind == Kind::EXCLUDED && e.party_id == 0)
+            .collect();
+        let first: Vec<u64> = excluded[..TRACE_EXCLUSIONS_LISTED_MAX]
+            .iter()
+            .map(|e| e.campaign)
+            .collect();
+        assert_eq!(listed, first, "the first ones one by one");
+        // The summaries name a reason and how many more: together, every exclusion.
+        let summarized: u64 = summaries
+            .iter()
+            .map(|e| {
+                let count: u64 = e.detail.split(' ').next().unwrap().parse().unwrap();
+                let reason_count = excluded[TRACE_EXCLUSIONS_LISTED_MAX..]
+                    .iter()
+                    .filter(|x| x.reason.0 == e.code.0)
+                    .count() as u64;
+                assert_eq!(count, reason_count, "{}", e.detail);
+                count
+            })
+            .sum();
+        assert_eq!(
+            listed.len() as u64 + summarized,
+            excluded.len() as u64,
+            "nothing lost from the count"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked > 10,
+        "the book leaves many campaigns out of some auctions"
+    );
+}

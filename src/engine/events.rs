@@ -22,7 +22,10 @@ pub type LeadId = u64;
 /// A campaign left out of an auction, and why: what a lead's trace lists. Recorded as the
 /// two-element array `[campaign, reason]`: a large book leaves hundreds out of one auction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "(CampaignId, ExclusionCode)", from = "(CampaignId, ExclusionCode)")]
+#[serde(
+    into = "(CampaignId, ExclusionCode)",
+    from = "(CampaignId, ExclusionCode)"
+)]
 pub struct Excluded {
     pub campaign: CampaignId,
     pub reason: ExclusionCode,

@@ -25,7 +25,7 @@ use super::preping::{check_consent, check_contact, check_view, contact_hashes};
 use super::territory::TerritoryMatches;
 use super::types::{BuyerId, CampaignId, CampaignIx, Exclusion, SellerId, TimeUs, VerticalIx};
 use super::usage::{CampaignRef, Usage};
-use crate::limits::{AUCTION_RUNNERS_UP_MAX, TRACE_EVENTS_MAX};
+use crate::limits::{AUCTION_RUNNERS_UP_MAX, TRACE_EVENTS_MAX, TRACE_EXCLUSIONS_LISTED_MAX};
 use crate::protocol::{
     AuctionLost, AuctionWon, CampaignRole, Consent, Contact, DeliveryOutcome, ErrorCode, Hash32,
     LeadDelivery, LeadView, Money, Ping, PingOffer, PingOutcome, PingResult, PingSaleMode,
@@ -1939,11 +1939,7 @@ impl Engine {
                 excluded,
                 ..
             } => {
-                steps.extend(
-                    excluded
-                        .iter()
-                        .map(|e| Step::new(at, Kind::EXCLUDED, e.campaign, 0, e.reason.0)),
-                );
+                exclusion_steps(at, excluded, &mut steps);
                 steps.extend(
                     offers
                         .iter()
@@ -1975,11 +1971,7 @@ impl Engine {
                 excluded,
                 ..
             } => {
-                steps.extend(
-                    excluded
-                        .iter()
-                        .map(|e| Step::new(at, Kind::EXCLUDED, e.campaign, 0, e.reason.0)),
-                );
+                exclusion_steps(at, excluded, &mut steps);
                 match resolution {
                     Resolution::Offer { winners, .. } => {
                         for award in winners {
@@ -2100,18 +2092,33 @@ impl Engine {
             events: auction
                 .history
                 .iter()
-                .map(|step| TraceEvent {
-                    at: step.at,
-                    kind: step.kind,
-                    party_id: step.party,
-                    amount: step.amount,
-                    code: ErrorCode(step.code),
-                    detail: std::borrow::Cow::Borrowed(
-                        ErrorCode(step.code)
-                            .name()
-                            .filter(|_| step.code != 0)
-                            .unwrap_or(""),
-                    ),
+                .map(|step| {
+                    let name = ErrorCode(step.code)
+                        .name()
+                        .filter(|_| step.code != 0)
+                        .unwrap_or("");
+                    if step.kind == TraceEventKind::EXCLUDED && step.party == 0 {
+                        // A summary of exclusions past the ones listed one by one.
+                        return TraceEvent {
+                            at: step.at,
+                            kind: step.kind,
+                            party_id: 0,
+                            amount: 0,
+                            code: ErrorCode(step.code),
+                            detail: std::borrow::Cow::Owned(format!(
+                                "{} more campaigns left out, {name}; the journal's trace lists each",
+                                step.amount
+                            )),
+                        };
+                    }
+                    TraceEvent {
+                        at: step.at,
+                        kind: step.kind,
+                        party_id: step.party,
+                        amount: step.amount,
+                        code: ErrorCode(step.code),
+                        detail: std::borrow::Cow::Borrowed(name),
+                    }
                 })
                 .collect(),
         })
@@ -2310,6 +2317,7 @@ impl Engine {
                     return;
                 };
                 self.closed.push_back((*at, *ping_id));
+                auction.runners_up = VecDeque::new();
                 if let Phase::Offered { held, .. } =
                     std::mem::replace(&mut auction.phase, Phase::Closed)
                 {
@@ -2495,7 +2503,8 @@ impl Engine {
                     if let Phase::Posted { slots, .. } = &mut auction.phase {
                         slots.retain(|slot| matches!(slot.state, SlotState::Sold { .. }));
                     }
-                    auction.runners_up.clear();
+                    // Nobody is next in line any more; free it for the retention time.
+                    auction.runners_up = VecDeque::new();
                 }
             }
         }
@@ -2739,4 +2748,31 @@ fn unsold(ping_id: PingId, lead_id: LeadId, reason: ErrorCode) -> PostResult<'st
         lead_id,
         outcome: PostOutcome::Unsold { reason },
     }
+}
+
+/// The history steps for a list of exclusions: the first `TRACE_EXCLUSIONS_LISTED_MAX` one by
+/// one, the rest as one summary step per reason (campaign 0, the count in `amount`). A large
+/// book leaves hundreds of campaigns out of each auction; keeping every one in memory for the
+/// retention time would cost more than the auction itself. The events, and so the journal's
+/// trace, keep every one.
+fn exclusion_steps(at: TimeUs, excluded: &[Excluded], steps: &mut Vec<Step>) {
+    let (listed, rest) = excluded.split_at(excluded.len().min(TRACE_EXCLUSIONS_LISTED_MAX));
+    steps.extend(
+        listed
+            .iter()
+            .map(|e| Step::new(at, TraceEventKind::EXCLUDED, e.campaign, 0, e.reason.0)),
+    );
+    let mut counts: Vec<(u16, u64)> = Vec::new();
+    for e in rest {
+        match counts.iter_mut().find(|(code, _)| *code == e.reason.0) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((e.reason.0, 1)),
+        }
+    }
+    counts.sort_unstable();
+    steps.extend(
+        counts
+            .into_iter()
+            .map(|(code, count)| Step::new(at, TraceEventKind::EXCLUDED, 0, count, code)),
+    );
 }
