@@ -1070,7 +1070,12 @@ fn a_trace_in_memory_lists_the_first_exclusions_and_counts_the_rest_by_reason() 
         let summarized: u64 = summaries
             .iter()
             .map(|e| {
-                let count: u64 = e.detail.split(' ').next().unwrap().parse().unwrap();
+                let count: u64 = e
+                    .detail
+                    .split(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("a summary starts with its count");
                 let reason_count = excluded[TRACE_EXCLUSIONS_LISTED_MAX..]
                     .iter()
                     .filter(|x| x.reason.0 == e.code.0)
