@@ -245,7 +245,10 @@ pub struct Engine {
     next_lead_id: LeadId,
     next_receipt_id: u64,
     delivery_seq: FxHashMap<BuyerId, u64>,
-    auctions: FxHashMap<PingId, Auction>,
+    /// Boxed: the map holds millions of auctions at full load (the post window and the
+    /// retention time), and growing it moves only pointers, not whole auctions, so a resize
+    /// stalls the engine for milliseconds instead of most of a second.
+    auctions: FxHashMap<PingId, Box<Auction>>,
     /// Deadlines by time: bid deadlines, offer expiries, delivery answers. An index over the
     /// auctions' phases, not state of its own: an entry whose phase has moved on is pruned
     /// when it comes due.
@@ -2184,7 +2187,7 @@ impl Engine {
                 self.contacts.record_ping(&hashes, *at);
                 self.auctions.insert(
                     *ping_id,
-                    Auction {
+                    Box::new(Auction {
                         seller: *seller,
                         book: Arc::clone(&self.book),
                         lead: lead.clone(),
@@ -2214,7 +2217,7 @@ impl Engine {
                         contact: None,
                         direct: *direct,
                         phase: Phase::Bidding,
-                    },
+                    }),
                 );
                 if !offers.is_empty() {
                     self.timers.insert((*bid_deadline, *ping_id));
@@ -2628,7 +2631,7 @@ fn fingerprint(lead: &LeadView<'_>, phone: Option<Hash32>, email: Option<Hash32>
     Some(hasher.finish())
 }
 
-fn auction_seller(auctions: &FxHashMap<PingId, Auction>, ping_id: PingId) -> SellerId {
+fn auction_seller(auctions: &FxHashMap<PingId, Box<Auction>>, ping_id: PingId) -> SellerId {
     auctions.get(&ping_id).map_or(0, |auction| auction.seller)
 }
 
@@ -2657,7 +2660,7 @@ fn no_sale_reason(earlier: &[Excluded], late: &[Excluded]) -> ErrorCode {
 }
 
 /// The auction a caller just found in the map.
-fn auction_mut(auctions: &mut FxHashMap<PingId, Auction>, ping_id: PingId) -> &mut Auction {
+fn auction_mut(auctions: &mut FxHashMap<PingId, Box<Auction>>, ping_id: PingId) -> &mut Auction {
     auctions
         .get_mut(&ping_id)
         .unwrap_or_else(|| unreachable!("auction {ping_id} was just read"))
