@@ -321,12 +321,9 @@ impl Exchange {
             // hand-over and one pass over the gated outputs.
             let mut taken = 0;
             while let Some(command) = woke.take() {
-                if let Some(stop) = self.handle(command) {
-                    if stop {
-                        drain_until = Some(
-                            Instant::now() + Duration::from_millis(u64::from(SHUTDOWN_DRAIN_MS)),
-                        );
-                    }
+                if self.handle(command) && drain_until.is_none() {
+                    drain_until =
+                        Some(Instant::now() + Duration::from_millis(u64::from(SHUTDOWN_DRAIN_MS)));
                 }
                 taken += 1;
                 if taken < EXCHANGE_COMMANDS_PER_TURN_MAX {
@@ -358,7 +355,9 @@ impl Exchange {
             until.saturating_duration_since(Instant::now())
         });
         crossbeam_channel::select! {
-            recv(commands) -> command => command.ok(),
+            // Every sender gone (the daemon's handle dropped without a shutdown): stop in
+            // order rather than spin on a closed channel.
+            recv(commands) -> command => Some(command.unwrap_or(Command::Shutdown)),
             recv(durable) -> _ => None,
             default(timeout) => None,
         }
@@ -383,8 +382,8 @@ impl Exchange {
         }
     }
 
-    /// Handles one command; `Some(true)` when it asks to shut down.
-    fn handle(&mut self, command: Command) -> Option<bool> {
+    /// Handles one command; `true` when it asks to shut down.
+    fn handle(&mut self, command: Command) -> bool {
         match command {
             Command::Attach {
                 session,
@@ -436,7 +435,7 @@ impl Exchange {
                         );
                     }
                 }
-                None
+                false
             }
             Command::Detach { session } => {
                 if let Some(entry) = self.sessions.remove(&session) {
@@ -446,7 +445,7 @@ impl Exchange {
                         self.buyer_sessions.remove(&entry.principal);
                     }
                 }
-                None
+                false
             }
             Command::Request {
                 session,
@@ -455,11 +454,11 @@ impl Exchange {
                 request,
             } => {
                 self.request(session, correlation_id, received, request);
-                None
+                false
             }
             Command::Shutdown => {
                 self.shutting_down = true;
-                Some(true)
+                true
             }
         }
     }

@@ -249,7 +249,7 @@ async fn accept_loop(
             () = stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, peer)) = accepted else {
+        let Ok((stream, _peer)) = accepted else {
             // Out of file descriptors and the like: back off instead of spinning.
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
@@ -259,7 +259,7 @@ async fn accept_loop(
             Ok(permit) => {
                 let context = Arc::clone(&context);
                 tokio::spawn(async move {
-                    session::serve(stream, peer, context).await;
+                    session::serve(stream, context).await;
                     drop(permit);
                 });
             }

@@ -11,7 +11,6 @@
 //! carries on.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -26,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{Credentials, LoginRefusal, hash_secrets_in};
+use super::error_message;
 use super::exchange::{self, Command, Outbound, Request, SessionId};
 use super::stats::SessionCounters;
 use crate::engine::book::AdminChange;
@@ -104,13 +104,8 @@ impl SessionShared {
     }
 }
 
-/// Builds an `ERROR` message.
-pub fn error_message(code: ErrorCode, text: &str) -> Message<'static> {
-    super::error_message(code, text)
-}
-
 /// Serves one accepted connection to its end.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, context: Arc<SessionContext>) {
+pub async fn serve(stream: TcpStream, context: Arc<SessionContext>) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let mut buffer = BytesMut::with_capacity(SESSION_READ_CHUNK_LEN);
@@ -203,7 +198,6 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, context: Arc<SessionCont
         .counters
         .sessions_open
         .fetch_sub(1, Ordering::Relaxed);
-    let _ = peer;
 }
 
 /// What the login step hands on.
