@@ -438,13 +438,7 @@ impl Exchange {
                 false
             }
             Command::Detach { session } => {
-                if let Some(entry) = self.sessions.remove(&session) {
-                    if entry.role == Role::Buyer
-                        && self.buyer_sessions.get(&entry.principal) == Some(&session)
-                    {
-                        self.buyer_sessions.remove(&entry.principal);
-                    }
-                }
+                self.forget_session(session);
                 false
             }
             Command::Request {
@@ -849,7 +843,7 @@ impl Exchange {
             match output {
                 Output::Deliver { buyer, delivery } => {
                     let seq = delivery.delivery_seq;
-                    if self.outbox.release(buyer, seq).is_some() {
+                    if self.outbox.release(buyer, seq) {
                         self.notify_buyer(buyer, Message::LeadDelivery(delivery));
                     }
                 }
@@ -882,15 +876,19 @@ impl Exchange {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 SessionCounters::bump(&self.session_counters.slow_consumers_closed);
                 entry.cancel.cancel();
-                let principal = entry.principal;
-                let role = entry.role;
-                self.sessions.remove(&session);
-                if role == Role::Buyer && self.buyer_sessions.get(&principal) == Some(&session) {
-                    self.buyer_sessions.remove(&principal);
-                }
+                self.forget_session(session);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.sessions.remove(&session);
+            Err(mpsc::error::TrySendError::Closed(_)) => self.forget_session(session),
+        }
+    }
+
+    /// Stops routing to a session; a buyer without a session is answered for from now on.
+    fn forget_session(&mut self, session: SessionId) {
+        if let Some(entry) = self.sessions.remove(&session) {
+            if entry.role == Role::Buyer
+                && self.buyer_sessions.get(&entry.principal) == Some(&session)
+            {
+                self.buyer_sessions.remove(&entry.principal);
             }
         }
     }
@@ -901,7 +899,7 @@ impl Exchange {
                 "auctions_in_memory",
                 self.engine.auctions_in_memory() as u64,
             ),
-            ("deliveries_waiting", self.outbox.len() as u64),
+            ("deliveries_waiting", self.outbox.waiting() as u64),
             ("journal_durable_lsn", self.log.durable_lsn()),
             ("journal_last_lsn", self.last_lsn),
             ("book_version", self.engine.book().version),

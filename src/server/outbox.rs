@@ -97,11 +97,14 @@ impl Outbox {
         }
     }
 
-    /// Marks a delivery sendable (its journal record is durable) and returns it.
-    pub fn release(&mut self, buyer: BuyerId, seq: u64) -> Option<&LeadDelivery<'static>> {
-        let pending = self.buyers.get_mut(&buyer)?.get_mut(&seq)?;
+    /// Marks a delivery sendable (its journal record is durable); `false` if it is no longer
+    /// waiting (settled meanwhile), and so must not be sent.
+    pub fn release(&mut self, buyer: BuyerId, seq: u64) -> bool {
+        let Some(pending) = self.buyers.get_mut(&buyer).and_then(|q| q.get_mut(&seq)) else {
+            return false;
+        };
         pending.released = true;
-        Some(&pending.delivery)
+        true
     }
 
     /// A buyer logged in having processed everything up to `last_seq`: stored deliveries up to
@@ -185,12 +188,8 @@ impl Outbox {
     }
 
     /// How many deliveries wait in all.
-    pub fn len(&self) -> usize {
+    pub fn waiting(&self) -> usize {
         self.buyers.values().map(BTreeMap::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buyers.is_empty()
     }
 
     /// Applies the settling effect of one engine event.
