@@ -419,3 +419,38 @@ fn the_writer_stops_for_good_at_its_first_error_and_says_why() {
     );
     assert!(writer.flush_and_close().is_err());
 }
+
+#[test]
+fn replaying_hands_over_every_record_in_order_and_refuses_a_directory_with_snapshots() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut writer, _) =
+        Journal::open::<Note>(dir.path(), config(SyncPolicy::Never)).expect("open");
+    for n in 1..=50 {
+        writer.append(note(n)).expect("append");
+    }
+    writer.flush_and_close().expect("close");
+
+    let mut seen = Vec::new();
+    let (mut writer, replayed) =
+        Journal::open_replaying::<Note>(dir.path(), config(SyncPolicy::Never), |lsn, record| {
+            seen.push((lsn, record.n));
+        })
+        .expect("replay");
+    assert_eq!(seen, (1..=50).map(|n| (n, n)).collect::<Vec<_>>());
+    assert_eq!(replayed.next_lsn, 51);
+    assert!(replayed.truncated.is_none());
+    // Appending goes on after the last record.
+    assert_eq!(writer.append(note(51)).expect("append"), 51);
+    writer
+        .write_snapshot(51, b"state".to_vec())
+        .expect("snapshot")
+        .wait()
+        .expect("written");
+    writer.flush_and_close().expect("close");
+
+    let refused = Journal::open_replaying::<Note>(dir.path(), config(SyncPolicy::Never), |_, _| {});
+    assert!(
+        matches!(refused, Err(JournalError::Snapshot { .. })),
+        "{refused:?}"
+    );
+}

@@ -61,6 +61,17 @@ pub struct Recovery<P = Event> {
     pub snapshots_skipped: Vec<JournalError>,
 }
 
+/// What [`Journal::open_replaying`] found, its records having gone to the visitor.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The LSN the next appended record gets.
+    pub next_lsn: Lsn,
+    /// The chain's head after recovery.
+    pub head: Head,
+    /// The torn tail that was cut, if there was one.
+    pub truncated: Option<TornTail>,
+}
+
 /// Opening and recovering a journal directory.
 #[derive(Debug, Clone, Copy)]
 pub struct Journal;
@@ -75,6 +86,40 @@ impl Journal {
         let (recovery, tail) = recover_with_tail(dir)?;
         let writer = JournalWriter::start(dir, config, recovery.head, tail)?;
         Ok((writer, recovery))
+    }
+
+    /// Recovers `dir` (created if missing) like [`Journal::open`], but hands each record to
+    /// `visit` as it is decoded instead of collecting them, so that replaying a journal of any
+    /// length takes the memory of one segment, not of every event. For a reader that replays
+    /// from the first record: a directory holding snapshots is refused rather than misread.
+    pub fn open_replaying<P: JournalRecord>(
+        dir: &Path,
+        config: JournalConfig,
+        mut visit: impl FnMut(Lsn, P),
+    ) -> Result<(JournalWriter<P>, Replayed), JournalError> {
+        std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create", dir, e))?;
+        snapshot::remove_temporaries(dir)?;
+        if let Some((_, path)) = snapshot::list_snapshots(dir)?.into_iter().next() {
+            return Err(JournalError::Snapshot {
+                path,
+                problem: "this build replays the journal from its first record and does not \
+                          read snapshots"
+                    .to_owned(),
+            });
+        }
+        let end = scan::scan(dir, scan::TornTailMode::Cut, |segment, batch| {
+            for record in &batch.records {
+                visit(record.lsn, decode_record::<P>(segment, record)?);
+            }
+            Ok(())
+        })?;
+        let writer = JournalWriter::start(dir, config, end.head, end.tail)?;
+        let replayed = Replayed {
+            next_lsn: end.head.lsn + 1,
+            head: end.head,
+            truncated: end.torn,
+        };
+        Ok((writer, replayed))
     }
 
     /// Recovers `dir` without starting a writer: cuts a torn tail, refuses corruption, loads

@@ -16,11 +16,11 @@ use crate::journal::{
 };
 use crate::protocol::LeadDelivery;
 
-/// An opened journal and what it recovered.
+/// An opened journal; its records went to the visitor given to [`open`].
 pub struct Opened {
     pub log: Box<dyn EventLog>,
-    /// Every recovered event, oldest first.
-    pub events: Vec<Event>,
+    /// How many records were replayed.
+    pub records: u64,
     /// The sequence number of the last recovered record (0 when empty).
     pub last_lsn: u64,
     /// The torn tail recovery cut, if any: said at start, never silent.
@@ -30,7 +30,7 @@ pub struct Opened {
 impl std::fmt::Debug for Opened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Opened")
-            .field("events", &self.events.len())
+            .field("records", &self.records)
             .field("last_lsn", &self.last_lsn)
             .field("truncated", &self.truncated)
             .finish_non_exhaustive()
@@ -74,34 +74,33 @@ impl EventLog for WriterLog {
     }
 }
 
-/// Opens (or creates) the journal in `dir`, recovers it, and starts its writer. `wake` hears
-/// every advance of the durable watermark.
-pub fn open(dir: &Path, sync: SyncPolicy, wake: Sender<u64>) -> Result<Opened, String> {
+/// Opens (or creates) the journal in `dir`, hands every recovered event to `visit` in order,
+/// and starts its writer. `wake` hears every advance of the durable watermark.
+pub fn open(
+    dir: &Path,
+    sync: SyncPolicy,
+    wake: Sender<u64>,
+    mut visit: impl FnMut(&Event),
+) -> Result<Opened, String> {
     let salt_seed = os_salt_seed().map_err(|error| format!("no OS randomness: {error}"))?;
     let mut config = JournalConfig::new(sync, salt_seed);
     config.on_durable = Some(std::sync::Arc::new(move |lsn| {
         // A full channel already holds a wake-up; the exchange reads the watermark itself.
         let _ = wake.try_send(lsn);
     }));
-    let (writer, recovery) = Journal::open::<Event>(dir, config).map_err(|e| e.to_string())?;
-    if recovery.snapshot.is_some() {
-        return Err(format!(
-            "{} holds an engine snapshot, which this build does not read; replay needs the full journal",
-            dir.display()
-        ));
-    }
-    let last_lsn = recovery.next_lsn.saturating_sub(1);
+    let mut records = 0;
+    let (writer, replayed) = Journal::open_replaying::<Event>(dir, config, |_, event| {
+        records += 1;
+        visit(&event);
+    })
+    .map_err(|e| e.to_string())?;
     Ok(Opened {
         log: Box::new(WriterLog {
             writer: Some(writer),
         }),
-        events: recovery
-            .events
-            .into_iter()
-            .map(|(_, event)| event)
-            .collect(),
-        last_lsn,
-        truncated: recovery.truncated,
+        records,
+        last_lsn: replayed.next_lsn.saturating_sub(1),
+        truncated: replayed.truncated,
     })
 }
 

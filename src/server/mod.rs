@@ -89,14 +89,17 @@ impl std::error::Error for StartError {}
 /// Starts the daemon: recovers the journal, starts the exchange thread, listens.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (durable_tx, durable_rx) = crossbeam_channel::bounded(1);
-    let opened = journal_log::open(&config.journal_dir, config.fsync, durable_tx)
-        .map_err(|error| StartError(format!("cannot open the journal: {error}")))?;
-
-    // Replay: the engine and the outbox from the journal's events.
+    // Replay: the engine and the outbox from the journal's events, one at a time.
     let mut engine = Engine::new(EngineConfig::default());
     let mut outbox = OutboxBuilder::new(config.outbox_stored_per_buyer_max);
     let mut clock_floor_us = 0;
-    let recovered_records = opened.events.len() as u64;
+    let opened = journal_log::open(&config.journal_dir, config.fsync, durable_tx, |event| {
+        engine.apply(event);
+        outbox.observe(event);
+        clock_floor_us = clock_floor_us.max(event.at());
+    })
+    .map_err(|error| StartError(format!("cannot open the journal: {error}")))?;
+    let recovered_records = opened.records;
     let torn_tail = opened.truncated.as_ref().map(|tail| {
         format!(
             "{} bytes cut at offset {} of {} ({}); the next record is LSN {}",
@@ -107,14 +110,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             tail.first_lost_lsn
         )
     });
-    for event in &opened.events {
-        engine.apply(event);
-        outbox.observe(event);
-        clock_floor_us = clock_floor_us.max(event.at());
-    }
     let mut log = opened.log;
     let mut last_lsn = opened.last_lsn;
-    if opened.events.is_empty() && !config.book.is_empty() {
+    if recovered_records == 0 && !config.book.is_empty() {
         let now = wall_clock_us();
         engine
             .handle_admin_batch(now, config.book.clone())
@@ -126,7 +124,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         }
         clock_floor_us = now;
     }
-    drop(opened.events);
 
     let credentials = Credentials::default();
     for (id, hash) in &config.admins {
