@@ -114,6 +114,42 @@ enum Slot<K> {
     Aside(K),
 }
 
+/// The counters in `slot` of one store (campaigns' caps or buyers' budgets), if any.
+fn counters<'a, K: Eq + std::hash::Hash>(
+    dense: &'a [Option<CapCounters>],
+    aside: &'a FxHashMap<K, CapCounters>,
+    slot: Slot<K>,
+) -> Option<&'a CapCounters> {
+    match slot {
+        Slot::Dense(ix) => dense.get(ix).and_then(Option::as_ref),
+        Slot::Aside(id) => aside.get(&id),
+    }
+}
+
+/// The counters in `slot` of one store, created empty on first use when `create`. The caller
+/// may change them, so their memoized headroom no longer holds.
+fn counters_mut<'a, K: Eq + std::hash::Hash>(
+    dense: &'a mut [Option<CapCounters>],
+    memo: &mut [Memo],
+    aside: &'a mut FxHashMap<K, CapCounters>,
+    slot: Slot<K>,
+    create: bool,
+) -> Option<&'a mut CapCounters> {
+    if let Slot::Dense(ix) = slot {
+        if let Some(memo) = memo.get_mut(ix) {
+            memo.known = false;
+        }
+    }
+    match slot {
+        Slot::Dense(ix) if create => dense
+            .get_mut(ix)
+            .map(|entry| entry.get_or_insert_with(CapCounters::default)),
+        Slot::Dense(ix) => dense.get_mut(ix).and_then(Option::as_mut),
+        Slot::Aside(id) if create => Some(aside.entry(id).or_default()),
+        Slot::Aside(id) => aside.get_mut(&id),
+    }
+}
+
 impl Usage {
     /// Re-indexes every entry for `book`, the new current book: what `old` (the previous
     /// current book) held at index i belongs to the id at i.
@@ -245,10 +281,8 @@ impl Usage {
         book: &Book,
         campaign: CampaignRef<'_>,
     ) -> Option<&CapCounters> {
-        match self.campaign_slot(current, book, campaign) {
-            Slot::Dense(ix) => self.caps.get(ix).and_then(Option::as_ref),
-            Slot::Aside(id) => self.aside_caps.get(&id),
-        }
+        let slot = self.campaign_slot(current, book, campaign);
+        counters(&self.caps, &self.aside_caps, slot)
     }
 
     /// A campaign's cap counters, created empty on first use when `create`.
@@ -260,20 +294,13 @@ impl Usage {
         create: bool,
     ) -> Option<&mut CapCounters> {
         let slot = self.campaign_slot(current, book, campaign);
-        // The caller may change the counters: their memo no longer holds.
-        if let Slot::Dense(ix) = slot {
-            if let Some(memo) = self.caps_memo.get_mut(ix) {
-                memo.known = false;
-            }
-        }
-        match slot {
-            Slot::Dense(ix) if create => {
-                Some(self.caps[ix].get_or_insert_with(CapCounters::default))
-            }
-            Slot::Dense(ix) => self.caps.get_mut(ix).and_then(Option::as_mut),
-            Slot::Aside(id) if create => Some(self.aside_caps.entry(id).or_default()),
-            Slot::Aside(id) => self.aside_caps.get_mut(&id),
-        }
+        counters_mut(
+            &mut self.caps,
+            &mut self.caps_memo,
+            &mut self.aside_caps,
+            slot,
+            create,
+        )
     }
 
     /// The budget counters of a campaign's buyer, if it ever reserved.
@@ -283,10 +310,8 @@ impl Usage {
         book: &Book,
         campaign: CampaignRef<'_>,
     ) -> Option<&CapCounters> {
-        match self.buyer_slot(current, book, campaign) {
-            Slot::Dense(ix) => self.budgets.get(ix).and_then(Option::as_ref),
-            Slot::Aside(id) => self.aside_budgets.get(&id),
-        }
+        let slot = self.buyer_slot(current, book, campaign);
+        counters(&self.budgets, &self.aside_budgets, slot)
     }
 
     /// The budget counters of a campaign's buyer, created empty on first use when `create`.
@@ -298,20 +323,13 @@ impl Usage {
         create: bool,
     ) -> Option<&mut CapCounters> {
         let slot = self.buyer_slot(current, book, campaign);
-        // The caller may change the counters: their memo no longer holds.
-        if let Slot::Dense(ix) = slot {
-            if let Some(memo) = self.budgets_memo.get_mut(ix) {
-                memo.known = false;
-            }
-        }
-        match slot {
-            Slot::Dense(ix) if create => {
-                Some(self.budgets[ix].get_or_insert_with(CapCounters::default))
-            }
-            Slot::Dense(ix) => self.budgets.get_mut(ix).and_then(Option::as_mut),
-            Slot::Aside(id) if create => Some(self.aside_budgets.entry(id).or_default()),
-            Slot::Aside(id) => self.aside_budgets.get_mut(&id),
-        }
+        counters_mut(
+            &mut self.budgets,
+            &mut self.budgets_memo,
+            &mut self.aside_budgets,
+            slot,
+            create,
+        )
     }
 
     /// The stamp of the campaign's last win; 0 if it never won.
