@@ -1,6 +1,6 @@
 //! Replay equivalence: a long seeded engine workload journaled event by event as the daemon
-//! does, recovered from disk and replayed through a fresh engine, rebuilds the same state; a
-//! snapshot plus the records after it does too.
+//! does, recovered from disk and replayed through a fresh engine, rebuilds the same state.
+//! Snapshots plus the records after them: `tests/engine_snapshot.rs`.
 
 mod journal_util;
 
@@ -49,44 +49,4 @@ fn replaying_the_recovered_journal_rebuilds_the_engines_state() {
     assert_eq!(replayed.state_digest(), engine.state_digest());
     assert_eq!(replayed.ledger(), engine.ledger());
     assert!(engine.ledger() != &Default::default(), "sales happened");
-}
-
-#[test]
-fn a_snapshot_plus_the_records_after_it_gives_the_same_state_as_replay_from_the_start() {
-    // The engine's own snapshot encoding is not the journal's business: here the "state" bytes
-    // are the events so far, which restore by replay. What the journal must do is give those
-    // bytes back and exactly the records after them.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = JournalConfig::new(SyncPolicy::Never, 11);
-    let (mut writer, _) = Journal::open::<Event>(dir.path(), config).expect("open");
-    let mut journaled = Vec::new();
-    let engine = drive(0x5A_95, 1_500, |event| {
-        journaled.push(event.clone());
-        writer.append(event).expect("append");
-        if journaled.len() == 2_000 {
-            let state = serde_json::to_vec(&journaled).expect("state");
-            let ticket = writer.write_snapshot(2_000, state).expect("snapshot");
-            ticket.wait().expect("snapshot written");
-        }
-    });
-    writer.flush_and_close().expect("close");
-    assert!(journaled.len() > 2_000, "{}", journaled.len());
-
-    let recovery = Journal::recover::<Event>(dir.path()).expect("recover");
-    let (lsn, state) = recovery.snapshot.expect("snapshot");
-    assert_eq!(lsn, 2_000);
-    assert_eq!(
-        state,
-        serde_json::to_vec(&journaled[..2_000]).expect("state")
-    );
-    let rest: Vec<Event> = recovery.events.iter().map(|(_, e)| e.clone()).collect();
-    assert_eq!(rest, journaled[2_000..]);
-    assert_eq!(recovery.events.first().map(|(l, _)| *l), Some(2_001));
-
-    let mut restored = Engine::new(EngineConfig::default());
-    let prefix: Vec<Event> = serde_json::from_slice(&state).expect("state decodes");
-    for event in prefix.iter().chain(&rest) {
-        restored.apply(event);
-    }
-    assert_eq!(restored.state_digest(), engine.state_digest());
 }

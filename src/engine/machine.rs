@@ -9,9 +9,10 @@
 //! keeps invariant 4 (the record is durable before the contact leaves the process).
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use super::auction::{Award, Candidate, Outcome, Selection, SelectionRequest, Selector};
 use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign, CompiledSeller};
@@ -32,6 +33,10 @@ use crate::protocol::{
     PostOutcome, PostResult, Pricing, Receipt, SaleMode, Trace, TraceEvent, TraceEventKind,
     TraceKey,
 };
+
+mod snapshot;
+
+pub use snapshot::{ENGINE_SNAPSHOT_SCHEMA, EngineSnapshotError};
 
 /// Microseconds in a millisecond.
 const US_PER_MS: u64 = 1_000;
@@ -98,7 +103,7 @@ pub enum Output {
 
 /// A winner's hold on a lead: its award and the reservations it made on its campaign's caps
 /// and its buyer's budget.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Held {
     award: Award,
     payout: Money,
@@ -107,7 +112,7 @@ struct Held {
 }
 
 /// Where one winner's slot of a posted lead stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum SlotState {
     /// Delivered to a live buyer; its answer is due by the deadline.
     Awaiting { delivery_seq: u64, deadline: TimeUs },
@@ -117,13 +122,13 @@ enum SlotState {
     Empty,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Slot {
     held: Option<Held>,
     state: SlotState,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Phase {
     /// Live campaigns are bidding until the deadline.
     Bidding,
@@ -144,9 +149,12 @@ enum Phase {
 }
 
 /// One ping's auction, from pre-ping to settlement.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Auction {
     seller: SellerId,
+    /// The book version the auction started with. Not serialized: a snapshot names the version
+    /// beside the auction, and loading it puts that version's compiled book back.
+    #[serde(skip, default = "snapshot::book_to_be_restored")]
     book: Arc<Book>,
     lead: LeadView<'static>,
     hashes: Vec<Hash32>,
@@ -189,7 +197,7 @@ struct LeadInHand<'a> {
 }
 
 /// One entry of a lead's history: what its trace shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Step {
     at: TimeUs,
     kind: TraceEventKind,
@@ -222,7 +230,7 @@ struct Pending {
 }
 
 /// Running totals of the ledger, from the `SaleCommitted` events.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerTotals {
     pub sales: u64,
     pub charged: u128,
@@ -233,8 +241,12 @@ pub struct LedgerTotals {
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
+    /// The definitions `book` was compiled from.
     defs: BookDefs,
     book: Arc<Book>,
+    /// The definitions of older book versions that auctions in memory still hold, so that a
+    /// snapshot can name them; an entry goes when its book's last auction is forgotten.
+    retired_defs: Vec<(Weak<Book>, Arc<BookDefs>)>,
     /// A cached local clock per book zone (a cache only: rebuilt with the book).
     clocks: Vec<ZoneClock>,
     /// Cap counters per campaign, budget counters per buyer, and when each campaign last won
@@ -267,8 +279,9 @@ pub struct Engine {
     pending: Pending,
     outputs: VecDeque<Output>,
     events: VecDeque<Event>,
-    /// The book `handle_admin_batch` compiled, waiting for its event's `apply` (a cache).
-    compiled: Option<Book>,
+    /// The book `handle_admin_batch` compiled and its definitions, waiting for its event's
+    /// `apply` (a cache).
+    compiled: Option<(Book, BookDefs)>,
     /// Reused buffers of the auction path.
     matches: TerritoryMatches,
     selector: Selector,
@@ -386,6 +399,7 @@ impl Engine {
             config,
             defs: BookDefs::default(),
             book: Arc::new(Book::empty()),
+            retired_defs: Vec::new(),
             clocks: Vec::new(),
             usage: Usage::default(),
             selection_stamp: 0,
@@ -458,6 +472,12 @@ impl Engine {
                 .map(|counters| counters.usage(&local))
                 .unwrap_or_default(),
         )
+    }
+
+    /// Requests waiting for their answer: pings whose bids are out, posts whose delivery is
+    /// out. They are not state (they die with their connections), so no snapshot keeps them.
+    pub fn requests_waiting(&self) -> usize {
+        self.pending.ping_answers.len() + self.pending.post_answers.len()
     }
 
     /// Auctions held in memory (in flight, or ended within `AUCTION_RETENTION_MS`).
@@ -596,7 +616,7 @@ impl Engine {
         // Compiled here to refuse a bad change before it is journaled, and kept so that
         // `apply` installs it instead of compiling the same definitions again.
         let book = Book::compile(&defs, version)?;
-        self.compiled = Some(book);
+        self.compiled = Some((book, defs));
         self.emit(Event::BookChanged {
             at: now,
             version,
@@ -2127,34 +2147,50 @@ impl Engine {
         })
     }
 
+    /// Makes `book` (compiled from `defs`) the current book: zone clocks, usage moved to its
+    /// indexes, and the previous book's definitions kept while auctions still hold it.
+    fn install_book(&mut self, book: Book, defs: BookDefs) {
+        self.clocks = book
+            .zones
+            .iter()
+            .map(|zone| {
+                ZoneClock::new(zone).unwrap_or_else(|_| panic!("compiled zone {zone} must load"))
+            })
+            .collect();
+        self.zone_times = vec![None; self.clocks.len()];
+        self.usage.rebook(&self.book, &book);
+        let old_book = std::mem::replace(&mut self.book, Arc::new(book));
+        let old_defs = std::mem::replace(&mut self.defs, defs);
+        self.retired_defs
+            .retain(|(book, _)| book.strong_count() > 0);
+        if Arc::strong_count(&old_book) > 1 {
+            self.retired_defs
+                .push((Arc::downgrade(&old_book), Arc::new(old_defs)));
+        }
+    }
+
     fn apply_state(&mut self, event: &Event) {
         match event {
             Event::BookChanged {
                 version, changes, ..
             } => {
-                for change in changes {
-                    self.defs.apply(change).unwrap_or_else(|error| {
-                        panic!("journaled admin change must apply: {error}")
-                    });
-                }
                 // The live engine compiled this very book before emitting the event; replay
                 // compiles it here.
-                let book = match self.compiled.take() {
-                    Some(book) if book.version == *version => book,
-                    _ => Book::compile(&self.defs, *version)
-                        .unwrap_or_else(|error| panic!("journaled book must compile: {error}")),
+                let (book, defs) = match self.compiled.take() {
+                    Some((book, defs)) if book.version == *version => (book, defs),
+                    _ => {
+                        let mut defs = self.defs.clone();
+                        for change in changes {
+                            defs.apply(change).unwrap_or_else(|error| {
+                                panic!("journaled admin change must apply: {error}")
+                            });
+                        }
+                        let book = Book::compile(&defs, *version)
+                            .unwrap_or_else(|error| panic!("journaled book must compile: {error}"));
+                        (book, defs)
+                    }
                 };
-                self.clocks = book
-                    .zones
-                    .iter()
-                    .map(|zone| {
-                        ZoneClock::new(zone)
-                            .unwrap_or_else(|_| panic!("compiled zone {zone} must load"))
-                    })
-                    .collect();
-                self.zone_times = vec![None; self.clocks.len()];
-                self.usage.rebook(&self.book, &book);
-                self.book = Arc::new(book);
+                self.install_book(book, defs);
             }
             Event::PingRejected { .. } => {}
             Event::PingOpened {

@@ -355,6 +355,26 @@ impl Usage {
         }
     }
 
+    /// The usage a snapshot lists, by id (as [`Usage::all_caps`], [`Usage::all_budgets`] and
+    /// [`Usage::all_last_selected`] give it), indexed for `book`, the current book.
+    pub fn restore(
+        book: &Book,
+        caps: Vec<(CampaignId, CapCounters)>,
+        budgets: Vec<(BuyerId, CapCounters)>,
+        last_selected: Vec<(CampaignId, u64)>,
+    ) -> Self {
+        let mut usage = Self {
+            aside_caps: caps.into_iter().collect(),
+            aside_budgets: budgets.into_iter().collect(),
+            aside_last_selected: last_selected.into_iter().collect(),
+            ..Self::default()
+        };
+        // Everything starts aside, as if the previous book had none of it; moving to `book`
+        // takes each id it has to its index.
+        usage.rebook(&Book::empty(), book);
+        usage
+    }
+
     /// Every campaign's cap counters, in id order: what a hash map keyed by id would hold.
     pub fn all_caps(&self, current: &Book) -> Vec<(CampaignId, &CapCounters)> {
         let mut all: Vec<(CampaignId, &CapCounters)> = current

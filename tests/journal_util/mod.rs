@@ -9,10 +9,11 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use pingpost::bookgen::{BookSpec, LeadGen, LeadSpec, SplitMix64, generate};
+use pingpost::engine::book::AdminChange;
 use pingpost::engine::events::Event;
 use pingpost::engine::machine::{Engine, EngineConfig, Output};
 use pingpost::journal::JournalRecord;
-use pingpost::protocol::{DeliveryOutcome, ErrorCode, PingOutcome};
+use pingpost::protocol::{CampaignPut, DeliveryOutcome, ErrorCode, PingOutcome, PutMode};
 use serde::{Deserialize, Serialize};
 
 /// Tuesday 2026-11-24 18:00 UTC: business hours across the US.
@@ -22,13 +23,30 @@ pub const MS: u64 = 1_000;
 /// Drives an engine through `pings` pings of a generated 200-campaign book (40 % live buyers)
 /// with seeded randomness, handing every event to `journal` as it is polled, the way the
 /// daemon's engine thread does. Returns the engine.
-pub fn drive(seed: u64, pings: u64, mut journal: impl FnMut(Event)) -> Engine {
+pub fn drive(seed: u64, pings: u64, journal: impl FnMut(Event)) -> Engine {
+    drive_with(seed, pings, journal, |_, _| {})
+}
+
+/// [`drive`], calling `between(step, engine)` at each step before its ping, when every event
+/// so far has gone to `journal`: the point at which a daemon could snapshot the engine (and
+/// `between` may replace it, to check that a restored engine carries on the same). Every 450
+/// pings an admin change raises a campaign's daily cap, so that auctions in flight hold an
+/// older book version.
+pub fn drive_with(
+    seed: u64,
+    pings: u64,
+    mut journal: impl FnMut(Event),
+    mut between: impl FnMut(u64, &mut Engine),
+) -> Engine {
     let mut spec = BookSpec::new(seed, 200);
     spec.live_share_pct = 40;
     let mut engine = Engine::new(EngineConfig::default());
     engine
         .handle_admin_batch(T0, generate(&spec))
         .expect("the generated book loads");
+    while let Some(event) = engine.poll_event() {
+        journal(event);
+    }
     let leads = LeadGen::new(LeadSpec::for_book(&spec, seed ^ 0x1EAD));
     let mut rng = SplitMix64::new(seed ^ 0xD21E);
     // (when, ping id, lead number, seller)
@@ -83,6 +101,29 @@ pub fn drive(seed: u64, pings: u64, mut journal: impl FnMut(Event)) -> Engine {
             engine.handle_delivery_ack(now, buyer, seq, outcome, ErrorCode::REJECT_OTHER);
             outputs.extend(poll(&mut engine, &mut journal));
         }
+        if i % 450 == 225 {
+            let defs = engine.definitions();
+            let n = defs.campaigns.len();
+            let mut edit = defs
+                .campaigns
+                .values()
+                .nth((i / 450) as usize % n)
+                .cloned()
+                .expect("a campaign");
+            // A cap of 0 is none: only an existing cap is raised.
+            edit.caps.leads_day += u32::from(edit.caps.leads_day != 0);
+            engine
+                .handle_admin(
+                    now,
+                    AdminChange::CampaignPut(CampaignPut {
+                        mode: PutMode::Update,
+                        campaign: edit,
+                    }),
+                )
+                .expect("the edit applies");
+            outputs.extend(poll(&mut engine, &mut journal));
+        }
+        between(i, &mut engine);
         let lead = leads.lead(i);
         tag += 1;
         engine.handle_ping(now, tag, lead.seller, &lead.ping);
