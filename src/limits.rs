@@ -326,6 +326,13 @@ pub const JOURNAL_QUEUE_LEN: usize = 16_384;
 /// older ones are a fallback if the newest turns out damaged, and each costs only disk.
 pub const JOURNAL_SNAPSHOTS_KEPT: usize = 3;
 
+/// Records between two snapshots of the daemon's state, by default (`snapshot_every_records`):
+/// a restart loads the newest snapshot and replays at most this many records after it, a few
+/// seconds' work. A snapshot serializes the whole engine on the exchange thread, which stalls
+/// auctions for a time that grows with the auctions in memory (see BENCHMARKS.md), so it is
+/// not taken often; the daemon also takes one at a clean shutdown.
+pub const SNAPSHOT_EVERY_RECORDS_DEFAULT: u64 = 2_000_000;
+
 /// Bytes of one snapshot's state. Engine state at the bounds in this file (dedupe tables,
 /// auctions in memory) is a few GB at most; 16 GiB keeps a corrupt length field from making a
 /// reader try to allocate the whole address space.

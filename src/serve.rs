@@ -22,6 +22,10 @@ pub struct ServeArgs {
     /// When the journal syncs: always, interval=<ms>, never.
     #[arg(long)]
     fsync: Option<FsyncPolicy>,
+    /// Journal records between two snapshots of the daemon's state (0: only at a clean
+    /// shutdown).
+    #[arg(long, value_name = "RECORDS")]
+    snapshot_every: Option<u64>,
     /// Start a new journal with no book (the configuration's admins only), for a book loaded
     /// over the admin protocol, as the load generator does.
     #[arg(long)]
@@ -85,6 +89,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     if let Some(fsync) = args.fsync {
         config.fsync = fsync;
     }
+    if let Some(records) = args.snapshot_every {
+        config.snapshot_every_records = records;
+    }
     if args.empty_book {
         config.book.clear();
     }
@@ -110,11 +117,22 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
         };
         println!("listening on {}", server.addr);
-        println!(
-            "journal {} (fsync {fsync}), {} records recovered",
-            journal_dir.display(),
-            server.recovered_records
-        );
+        match server.snapshot_lsn {
+            Some(lsn) => println!(
+                "journal {} (fsync {fsync}): snapshot at LSN {lsn} loaded, {} records after it \
+                 replayed",
+                journal_dir.display(),
+                server.recovered_records
+            ),
+            None => println!(
+                "journal {} (fsync {fsync}), {} records recovered",
+                journal_dir.display(),
+                server.recovered_records
+            ),
+        }
+        for skipped in &server.snapshots_skipped {
+            println!("a damaged snapshot was passed over: {skipped}");
+        }
         if let Some(tail) = &server.torn_tail {
             println!("recovery cut a torn tail (a write the crash interrupted): {tail}");
         }

@@ -191,3 +191,65 @@ fn recovery_loads_the_engine_snapshot_and_replays_only_the_records_after_it() {
     }
     assert_eq!(restored.state_digest(), engine.state_digest());
 }
+
+#[test]
+fn the_daemons_outbox_resumed_from_a_snapshot_equals_the_one_rebuilt_from_every_record() {
+    use pingpost::server::outbox::{Outbox, OutboxBuilder};
+    use pingpost::server::snapshot;
+
+    // Large enough that no delivery leaves memory, so that every one is compared.
+    const STORED_MAX: usize = 100_000;
+    let image = |outbox: &Outbox| serde_json::to_string(&outbox.image()).expect("image");
+    let journal = std::cell::RefCell::new(Vec::new());
+    let mut taken: Option<(usize, Vec<u8>)> = None;
+    drive_with(
+        SEED ^ 4,
+        1_800,
+        |event| journal.borrow_mut().push(event),
+        |step, engine| {
+            if step == 700 {
+                // The outbox the exchange holds at this point is the one its events built.
+                let journal = journal.borrow();
+                let mut outbox = OutboxBuilder::new(STORED_MAX);
+                for event in journal.iter() {
+                    outbox.observe(event);
+                }
+                let bytes = snapshot::encode(engine, &outbox.finish(), 0).expect("encode");
+                taken = Some((journal.len(), bytes));
+            }
+        },
+    );
+    let journaled: Vec<Event> = journal.into_inner();
+    let (at, bytes) = taken.expect("snapshot taken");
+
+    // Recovery from the first record.
+    let mut from_start = OutboxBuilder::new(STORED_MAX);
+    for event in &journaled {
+        from_start.observe(event);
+    }
+    // Recovery from the snapshot: deliveries of leads pinged before it come from the engine.
+    let restored = snapshot::decode(&bytes, EngineConfig::default(), STORED_MAX).expect("decode");
+    let mut engine = restored.engine;
+    let mut resumed = OutboxBuilder::resume(restored.outbox);
+    let mut delivered_of_older_pings = 0;
+    let first_ping_after = journaled[at..].iter().find_map(|event| match event {
+        Event::PingOpened { ping_id, .. } => Some(*ping_id),
+        _ => None,
+    });
+    for event in &journaled[at..] {
+        engine.apply(event);
+        if let Event::Delivered { ping_id, .. } = event {
+            if first_ping_after.is_some_and(|first| *ping_id < first) {
+                delivered_of_older_pings += 1;
+            }
+        }
+        resumed.observe_resumed(event, &engine);
+    }
+    assert!(
+        delivered_of_older_pings > 0,
+        "the run delivers leads pinged before the snapshot after it"
+    );
+    let (from_start, resumed) = (from_start.finish(), resumed.finish());
+    assert!(from_start.waiting() > 0, "deliveries wait at the end");
+    assert_eq!(image(&resumed), image(&from_start));
+}

@@ -421,7 +421,7 @@ fn the_writer_stops_for_good_at_its_first_error_and_says_why() {
 }
 
 #[test]
-fn replaying_hands_over_every_record_in_order_and_refuses_a_directory_with_snapshots() {
+fn replaying_loads_the_newest_sound_snapshot_on_the_chain_and_hands_over_the_records_after_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut writer, _) =
         Journal::open::<Note>(dir.path(), config(SyncPolicy::Never)).expect("open");
@@ -431,26 +431,102 @@ fn replaying_hands_over_every_record_in_order_and_refuses_a_directory_with_snaps
     writer.flush_and_close().expect("close");
 
     let mut seen = Vec::new();
-    let (mut writer, replayed) =
-        Journal::open_replaying::<Note>(dir.path(), config(SyncPolicy::Never), |lsn, record| {
-            seen.push((lsn, record.n));
-        })
-        .expect("replay");
+    let (mut writer, replayed) = Journal::open_replaying::<Note>(
+        dir.path(),
+        config(SyncPolicy::Never),
+        |_, _| panic!("no snapshot yet"),
+        |lsn, record| seen.push((lsn, record.n)),
+    )
+    .expect("replay");
     assert_eq!(seen, (1..=50).map(|n| (n, n)).collect::<Vec<_>>());
     assert_eq!(replayed.next_lsn, 51);
     assert!(replayed.truncated.is_none());
-    // Appending goes on after the last record.
+    assert_eq!(replayed.snapshot_lsn, None);
+    // Appending goes on after the last record; two snapshots, then more records.
     assert_eq!(writer.append(note(51)).expect("append"), 51);
-    writer
-        .write_snapshot(51, b"state".to_vec())
-        .expect("snapshot")
-        .wait()
-        .expect("written");
+    for (lsn, state) in [(51, b"older".to_vec()), (52, b"newer".to_vec())] {
+        if lsn == 52 {
+            writer.append(note(52)).expect("append");
+        }
+        writer
+            .write_snapshot(lsn, state)
+            .expect("snapshot")
+            .wait()
+            .expect("written");
+    }
+    for n in 53..=60 {
+        writer.append(note(n)).expect("append");
+    }
     writer.flush_and_close().expect("close");
 
-    let refused = Journal::open_replaying::<Note>(dir.path(), config(SyncPolicy::Never), |_, _| {});
-    assert!(
-        matches!(refused, Err(JournalError::Snapshot { .. })),
-        "{refused:?}"
+    // The newest snapshot is loaded and only the records after it are visited.
+    let replay = |dir: &std::path::Path| {
+        let mut loaded = None;
+        let mut seen = Vec::new();
+        let result = Journal::open_replaying::<Note>(
+            dir,
+            config(SyncPolicy::Never),
+            |lsn, state| {
+                loaded = Some((lsn, state));
+                Ok(())
+            },
+            |lsn, _| seen.push(lsn),
+        );
+        result.map(|(writer, replayed)| {
+            writer.flush_and_close().expect("close");
+            (loaded, seen, replayed)
+        })
+    };
+    let (loaded, seen, replayed) = replay(dir.path()).expect("replay");
+    assert_eq!(loaded, Some((52, b"newer".to_vec())));
+    assert_eq!(seen, (53..=60).collect::<Vec<_>>());
+    assert_eq!(replayed.snapshot_lsn, Some(52));
+    assert!(replayed.snapshots_skipped.is_empty());
+
+    // A damaged newest snapshot is passed over, and said; the older one is loaded.
+    let newest = dir
+        .path()
+        .join(pingpost::journal::snapshot::snapshot_file_name(52));
+    let mut bytes = std::fs::read(&newest).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&newest, &bytes).expect("write");
+    let (loaded, seen, replayed) = replay(dir.path()).expect("replay");
+    assert_eq!(loaded, Some((51, b"older".to_vec())));
+    assert_eq!(seen, (52..=60).collect::<Vec<_>>());
+    assert_eq!(replayed.snapshots_skipped.len(), 1);
+
+    // A snapshot the reader cannot use is refused with its path, not skipped in silence.
+    let refused = Journal::open_replaying::<Note>(
+        dir.path(),
+        config(SyncPolicy::Never),
+        |_, _| Err("state schema 9 is not this build's 1".to_owned()),
+        |_, _| {},
     );
+    let Err(JournalError::Snapshot { path, problem }) = refused else {
+        panic!("{refused:?}");
+    };
+    assert!(path.ends_with(pingpost::journal::snapshot::snapshot_file_name(51)));
+    assert!(problem.contains("state schema 9"), "{problem}");
+
+    // A snapshot from another journal (its chain head differs) is refused.
+    let other = tempfile::tempdir().expect("temp dir");
+    let (mut writer, _) =
+        Journal::open::<Note>(other.path(), config(SyncPolicy::Never)).expect("open");
+    for n in 1..=60 {
+        writer.append(note(n + 1_000)).expect("append");
+    }
+    writer.flush_and_close().expect("close");
+    std::fs::copy(
+        dir.path()
+            .join(pingpost::journal::snapshot::snapshot_file_name(51)),
+        other
+            .path()
+            .join(pingpost::journal::snapshot::snapshot_file_name(51)),
+    )
+    .expect("copy");
+    let Err(JournalError::Snapshot { problem, .. }) = replay(other.path()) else {
+        panic!("a foreign snapshot must be refused");
+    };
+    assert!(problem.contains("chain head at LSN 51"), "{problem}");
 }

@@ -111,7 +111,9 @@ async fn an_orderly_restart_keeps_the_ledger_and_the_deliveries_still_to_pick_up
     server.shutdown().await.unwrap();
 
     let server = pingpost::server::start(config(dir.path())).await.unwrap();
-    assert!(server.recovered_records > 0);
+    // The clean stop left a snapshot of the final state: nothing to replay after it.
+    assert!(server.snapshot_lsn.is_some());
+    assert_eq!(server.recovered_records, 0);
     // The stored buyer (203, Los Angeles) was never connected: its five leads wait for it.
     let buyer = server_util::buyer(server.addr, 203, 0).await;
     let mut incoming = buyer.incoming().unwrap();
@@ -147,6 +149,26 @@ async fn an_orderly_restart_keeps_the_ledger_and_the_deliveries_still_to_pick_up
     server.shutdown().await.unwrap();
 }
 
+/// Every record of a journal directory from LSN 1, snapshots or not.
+fn every_event(dir: &Path) -> Vec<(u64, Event)> {
+    let mut events = Vec::new();
+    pingpost::journal::scan::scan(
+        dir,
+        pingpost::journal::scan::TornTailMode::Report,
+        |segment, batch| {
+            for record in &batch.records {
+                events.push((
+                    record.lsn,
+                    pingpost::journal::decode_record(segment, record)?,
+                ));
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    events
+}
+
 /// A `pingpost serve` child on a journal directory.
 struct Daemon {
     child: Child,
@@ -161,6 +183,9 @@ fn spawn_daemon(dir: &Path) -> Daemon {
             "127.0.0.1:0",
             "--fsync",
             "always",
+            // Snapshots every few dozen records: crashes land before, during and after them.
+            "--snapshot-every",
+            "40",
             "--journal",
         ])
         .arg(dir)
@@ -230,7 +255,8 @@ async fn killed_at_random_moments_the_daemon_loses_nothing_acknowledged() {
     // The journal after the last crash: recovery cuts a torn tail at most and refuses
     // corruption; the records are contiguous from LSN 1.
     let recovery = Journal::recover::<Event>(dir.path()).unwrap();
-    let lsns: Vec<u64> = recovery.events.iter().map(|(lsn, _)| *lsn).collect();
+    let all = every_event(dir.path());
+    let lsns: Vec<u64> = all.iter().map(|(lsn, _)| *lsn).collect();
     assert_eq!(
         lsns,
         (1..=lsns.len() as u64).collect::<Vec<_>>(),
@@ -241,7 +267,7 @@ async fn killed_at_random_moments_the_daemon_loses_nothing_acknowledged() {
     let mut posted: BTreeMap<u64, u64> = BTreeMap::new(); // lead id → consumer number
     let mut committed: BTreeSet<u64> = BTreeSet::new(); // lead ids
     let mut committed_to_fallback = 0_u64;
-    for (_, event) in &recovery.events {
+    for (_, event) in &all {
         match event {
             Event::Posted {
                 lead_id, contact, ..
@@ -282,10 +308,28 @@ async fn killed_at_random_moments_the_daemon_loses_nothing_acknowledged() {
     // Replay rebuilds a state whose caps agree with the ledger: the fallback campaign's count
     // of committed leads is the number of its sales in the journal.
     let mut engine = Engine::new(EngineConfig::default());
-    for (_, event) in &recovery.events {
+    for (_, event) in &all {
         engine.apply(event);
     }
     assert_eq!(engine.ledger().sales, committed.len() as u64);
+    // The newest snapshot the crashes left, plus the records after it, is that same state.
+    let (snapshot_lsn, state) = recovery.snapshot.expect("the daemon took snapshots");
+    let restored = pingpost::server::snapshot::decode(
+        &state,
+        EngineConfig::default(),
+        pingpost::limits::OUTBOX_STORED_PER_BUYER_MAX,
+    )
+    .expect("the snapshot loads");
+    let mut resumed = restored.engine;
+    for (lsn, event) in &recovery.events {
+        assert!(*lsn > snapshot_lsn);
+        resumed.apply(event);
+    }
+    assert_eq!(
+        resumed.state_digest(),
+        engine.state_digest(),
+        "snapshot at LSN {snapshot_lsn} + the records after it == replay from the first record"
+    );
     let usage = engine.campaign_usage(9_000, now_us()).unwrap();
     assert_eq!(
         u64::from(usage.total.leads_committed),
@@ -377,7 +421,9 @@ async fn sigterm_answers_what_is_in_flight_flushes_the_journal_and_exits_zero() 
         recovery.truncated.is_none(),
         "a clean stop leaves no torn tail"
     );
-    assert!(recovery.events.iter().any(
+    let (lsn, _) = recovery.snapshot.expect("a clean stop leaves a snapshot");
+    assert_eq!(recovery.next_lsn, lsn + 1, "of the final state");
+    assert!(every_event(dir.path()).iter().any(
         |(_, event)| matches!(event, Event::SaleCommitted { lead_id, .. } if *lead_id == lead)
     ));
 }

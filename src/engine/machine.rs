@@ -1646,6 +1646,29 @@ impl Engine {
         }
     }
 
+    /// The `LEAD_DELIVERY` of a delivery whose `Delivered` event this engine has applied,
+    /// rebuilt from the auction in memory (`None` once the auction is forgotten): for a reader
+    /// that resumes from a snapshot and meets deliveries of leads posted before it.
+    pub fn delivery_record(
+        &self,
+        ping_id: PingId,
+        campaign: CampaignId,
+        delivery_seq: u64,
+        delivered_at: TimeUs,
+        accept_within_ms: u32,
+    ) -> Option<LeadDelivery<'static>> {
+        let auction = self.auctions.get(&ping_id)?;
+        let Phase::Posted { slots, .. } = &auction.phase else {
+            return None;
+        };
+        let held = slots
+            .iter()
+            .filter_map(|slot| slot.held.as_ref())
+            .find(|held| held.award.campaign == campaign)?;
+        auction.contact.as_ref()?;
+        Some(self.lead_delivery(ping_id, held, delivery_seq, delivered_at, accept_within_ms))
+    }
+
     fn lead_delivery(
         &self,
         ping_id: PingId,

@@ -70,6 +70,10 @@ pub struct Replayed {
     pub head: Head,
     /// The torn tail that was cut, if there was one.
     pub truncated: Option<TornTail>,
+    /// The LSN of the snapshot loaded, if one was.
+    pub snapshot_lsn: Option<Lsn>,
+    /// Newer snapshots passed over because their bytes did not check out, newest first.
+    pub snapshots_skipped: Vec<JournalError>,
 }
 
 /// Opening and recovering a journal directory.
@@ -88,36 +92,74 @@ impl Journal {
         Ok((writer, recovery))
     }
 
-    /// Recovers `dir` (created if missing) like [`Journal::open`], but hands each record to
-    /// `visit` as it is decoded instead of collecting them, so that replaying a journal of any
-    /// length takes the memory of one segment, not of every event. For a reader that replays
-    /// from the first record: a directory holding snapshots is refused rather than misread.
+    /// Recovers `dir` (created if missing) like [`Journal::open`], but streams: the newest
+    /// snapshot whose bytes check out goes to `load_snapshot`, then each record after it goes
+    /// to `visit` as it is decoded, so that replaying a journal of any length takes the memory
+    /// of one segment, not of every event. The whole chain is still verified; the snapshot
+    /// must sit on it (its head hash is the chain's at its LSN), or the journal is refused
+    /// rather than replayed onto a state from elsewhere. A snapshot `load_snapshot` cannot use
+    /// is refused too, with its path, so that the operator decides (moving it away replays
+    /// from the first record).
     pub fn open_replaying<P: JournalRecord>(
         dir: &Path,
         config: JournalConfig,
+        load_snapshot: impl FnOnce(Lsn, Vec<u8>) -> Result<(), String>,
         mut visit: impl FnMut(Lsn, P),
     ) -> Result<(JournalWriter<P>, Replayed), JournalError> {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create", dir, e))?;
         snapshot::remove_temporaries(dir)?;
-        if let Some((_, path)) = snapshot::list_snapshots(dir)?.into_iter().next() {
-            return Err(JournalError::Snapshot {
-                path,
-                problem: "this build replays the journal from its first record and does not \
-                          read snapshots"
-                    .to_owned(),
-            });
+        let mut skipped = Vec::new();
+        let mut chosen = None;
+        for (_, path) in snapshot::list_snapshots(dir)? {
+            match snapshot::read_snapshot(&path) {
+                Ok((header, state)) => {
+                    chosen = Some((header, path, state));
+                    break;
+                }
+                Err(error) => skipped.push(error),
+            }
         }
+        let mut snapshot_at = None;
+        if let Some((header, path, state)) = chosen {
+            load_snapshot(header.lsn, state).map_err(|problem| JournalError::Snapshot {
+                path: path.clone(),
+                problem: format!(
+                    "it cannot be loaded ({problem}); moving it out of the directory replays \
+                     the journal from its first record"
+                ),
+            })?;
+            snapshot_at = Some((header, path));
+        }
+        let after = snapshot_at.as_ref().map_or(0, |(header, _)| header.lsn);
+        let mut bound = snapshot_at.is_none();
         let end = scan::scan(dir, scan::TornTailMode::Cut, |segment, batch| {
-            for record in &batch.records {
+            if let Some((header, _)) = &snapshot_at {
+                if batch.last_lsn() == header.lsn {
+                    bound = batch.hash == header.head_hash;
+                }
+            }
+            for record in batch.records.iter().filter(|r| r.lsn > after) {
                 visit(record.lsn, decode_record::<P>(segment, record)?);
             }
             Ok(())
         })?;
+        if let (false, Some((header, path))) = (bound, &snapshot_at) {
+            return Err(JournalError::Snapshot {
+                path: path.clone(),
+                problem: format!(
+                    "its chain head at LSN {} is not the journal's (the journal ends at LSN {}, \
+                     or its batches differ)",
+                    header.lsn, end.head.lsn
+                ),
+            });
+        }
         let writer = JournalWriter::start(dir, config, end.head, end.tail)?;
         let replayed = Replayed {
             next_lsn: end.head.lsn + 1,
             head: end.head,
             truncated: end.torn,
+            snapshot_lsn: snapshot_at.map(|(header, _)| header.lsn),
+            snapshots_skipped: skipped,
         };
         Ok((writer, replayed))
     }

@@ -7,6 +7,7 @@
 //! currency = "USD"
 //! connections_max = 4096
 //! in_flight_max = 1024
+//! snapshot_every_records = 2000000   # 0: only at a clean shutdown
 //!
 //! [[admins]]
 //! id = 1
@@ -34,7 +35,7 @@ use crate::engine::book::AdminChange;
 pub use crate::journal::SyncPolicy as FsyncPolicy;
 use crate::limits::{
     CONNECTIONS_MAX, FRAME_LENGTH_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT,
-    OUTBOX_STORED_PER_BUYER_MAX, SESSION_QUEUE_LEN,
+    OUTBOX_STORED_PER_BUYER_MAX, SESSION_QUEUE_LEN, SNAPSHOT_EVERY_RECORDS_DEFAULT,
 };
 use crate::protocol::Currency;
 
@@ -73,6 +74,10 @@ pub struct ConfigFile {
     /// Frames queued per session before a session that does not read is closed.
     #[serde(default = "default_session_queue_len")]
     pub session_queue_len: usize,
+    /// Journal records between two snapshots of the daemon's state; 0 takes one only at a
+    /// clean shutdown.
+    #[serde(default = "default_snapshot_every_records")]
+    pub snapshot_every_records: u64,
     #[serde(default)]
     pub admins: Vec<AdminEntry>,
     #[serde(default)]
@@ -100,6 +105,9 @@ fn default_in_flight_max() -> u32 {
 fn default_session_queue_len() -> usize {
     SESSION_QUEUE_LEN
 }
+fn default_snapshot_every_records() -> u64 {
+    SNAPSHOT_EVERY_RECORDS_DEFAULT
+}
 
 /// The configuration, checked.
 #[derive(Debug, Clone)]
@@ -114,6 +122,8 @@ pub struct ServerConfig {
     /// Stored deliveries kept in memory per buyer (`OUTBOX_STORED_PER_BUYER_MAX`).
     pub outbox_stored_per_buyer_max: usize,
     pub frame_length_max: u32,
+    /// Journal records between two snapshots; 0: only at a clean shutdown.
+    pub snapshot_every_records: u64,
     /// Admin ids and their secrets' hashes.
     pub admins: Vec<(u64, String)>,
     /// Loaded into an empty journal.
@@ -203,6 +213,7 @@ impl ConfigFile {
             session_queue_len: self.session_queue_len,
             outbox_stored_per_buyer_max: OUTBOX_STORED_PER_BUYER_MAX,
             frame_length_max: FRAME_LENGTH_MAX,
+            snapshot_every_records: self.snapshot_every_records,
             admins,
             book,
         })

@@ -15,7 +15,10 @@ use std::borrow::Cow;
 
 use super::config::{AdminEntry, ConfigFile, JOURNAL_DIR_DEFAULT};
 use crate::engine::book::AdminChange;
-use crate::limits::{CONNECTIONS_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT, SESSION_QUEUE_LEN};
+use crate::limits::{
+    CONNECTIONS_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT, SESSION_QUEUE_LEN,
+    SNAPSHOT_EVERY_RECORDS_DEFAULT,
+};
 use crate::protocol::{
     AttributeKind, Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, Caps, Country,
     DeliveryMode, Effect, Filter, FilterCondition, PostalCode, Pricing, PutMode, RequiredAttribute,
@@ -352,6 +355,7 @@ pub fn default_config_file() -> ConfigFile {
         connections_max: CONNECTIONS_MAX,
         in_flight_max: IN_FLIGHT_MAX,
         session_queue_len: SESSION_QUEUE_LEN,
+        snapshot_every_records: SNAPSHOT_EVERY_RECORDS_DEFAULT,
         admins: vec![AdminEntry {
             id: DEFAULT_ADMIN.0,
             secret: Some(DEFAULT_ADMIN.1.to_owned()),

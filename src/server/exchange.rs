@@ -46,6 +46,10 @@ pub trait EventLog: Send {
     fn durable_lsn(&self) -> u64;
     /// A fatal journal error, if one happened: the daemon must stop.
     fn fatal(&self) -> Option<String>;
+    /// Hands the daemon's state after record `lsn` (the last appended) to the journal, which
+    /// writes it as a snapshot in the background. A snapshot that fails is said and skipped:
+    /// the records are all in the journal.
+    fn snapshot(&mut self, lsn: u64, state: Vec<u8>) -> Result<(), String>;
     /// Writes everything handed over and syncs it; called once, at shutdown.
     fn close(&mut self) -> Result<(), String>;
 }
@@ -188,6 +192,9 @@ pub struct Exchange {
     next_tag: RequestTag,
     gated: VecDeque<Gated>,
     last_lsn: u64,
+    /// The LSN of the last snapshot taken (or loaded at start).
+    snapshot_lsn: u64,
+    snapshot_every_records: u64,
     outbox: Outbox,
     /// When each live offer was sent, by auction: answer times come from these.
     offers_sent_at: FxHashMap<PingId, Vec<(CampaignId, BuyerId, Instant)>>,
@@ -272,6 +279,10 @@ pub struct ExchangeParts {
     pub clock_floor_us: u64,
     /// The LSN of the last recovered record.
     pub last_lsn: u64,
+    /// The LSN of the snapshot loaded at start (0: none).
+    pub snapshot_lsn: u64,
+    /// Journal records between two snapshots; 0: only at a clean shutdown.
+    pub snapshot_every_records: u64,
 }
 
 impl Exchange {
@@ -290,6 +301,8 @@ impl Exchange {
             next_tag: 0,
             gated: VecDeque::new(),
             last_lsn: parts.last_lsn,
+            snapshot_lsn: parts.snapshot_lsn,
+            snapshot_every_records: parts.snapshot_every_records,
             outbox: parts.outbox,
             offers_sent_at: FxHashMap::default(),
             answer_times: FxHashMap::default(),
@@ -338,6 +351,13 @@ impl Exchange {
             if let Err(error) = self.pump() {
                 return self.fail(error);
             }
+            if self.snapshot_every_records != 0
+                && self.last_lsn - self.snapshot_lsn >= self.snapshot_every_records
+            {
+                if let Err(error) = self.snapshot() {
+                    return self.fail(error);
+                }
+            }
             if let Some(until) = drain_until {
                 let answered = self.open_requests.is_empty() && self.gated.is_empty();
                 if answered || Instant::now() >= until {
@@ -372,6 +392,12 @@ impl Exchange {
     }
 
     fn finish(mut self) -> ExchangeEnd {
+        // A clean stop leaves a snapshot of the final state, so the next start replays nothing.
+        if self.last_lsn > self.snapshot_lsn {
+            if let Err(error) = self.snapshot() {
+                return self.fail(error);
+            }
+        }
         match self.log.close() {
             Ok(()) => {
                 // Everything is durable now: release what waited for it.
@@ -701,6 +727,28 @@ impl Exchange {
             times.skipped_since_probe = 0;
         }
         Ok(session)
+    }
+
+    /// Hands the daemon's state after the last appended record to the journal as a snapshot.
+    /// Called after a pump, when every event the engine emitted is appended. The engine is
+    /// serialized here, on the exchange thread (the stall is counted in the stats); the file
+    /// is written on the journal's snapshot thread.
+    fn snapshot(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        let floor = self.clock.now_us();
+        match super::snapshot::encode(&self.engine, &self.outbox, floor) {
+            Ok(state) => {
+                self.counters.snapshot_bytes = state.len() as u64;
+                self.log.snapshot(self.last_lsn, state)?;
+                self.counters.snapshots += 1;
+            }
+            // Not fatal: the journal has every record; the next one tries again.
+            Err(error) => eprintln!("pingpost: no snapshot at LSN {}: {error}", self.last_lsn),
+        }
+        self.snapshot_lsn = self.last_lsn;
+        self.counters.snapshot_last_us =
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Ok(())
     }
 
     /// Moves events to the journal and outputs to sessions until the engine has none left.

@@ -1,6 +1,7 @@
 //! The journal as the exchange thread sees it: `append` hands an event to the journal's writer
 //! thread, `durable_lsn` is the writer's watermark, and every advance of it wakes the exchange
-//! thread so that outputs waiting for durability leave at once.
+//! thread so that outputs waiting for durability leave at once; `snapshot` hands the daemon's
+//! state to the writer, which writes the file on a thread of its own.
 
 use std::path::Path;
 
@@ -12,15 +13,20 @@ use crate::engine::events::Event;
 use crate::engine::types::BuyerId;
 use crate::journal::scan::{TornTailMode, scan};
 use crate::journal::{
-    Journal, JournalConfig, JournalWriter, SyncPolicy, TornTail, decode_record, os_salt_seed,
+    Journal, JournalConfig, JournalError, JournalWriter, SnapshotTicket, SyncPolicy, TornTail,
+    decode_record, os_salt_seed,
 };
 use crate::protocol::LeadDelivery;
 
 /// An opened journal; its records went to the visitor given to [`open`].
 pub struct Opened {
     pub log: Box<dyn EventLog>,
-    /// How many records were replayed.
+    /// How many records were replayed (after the snapshot, if one was loaded).
     pub records: u64,
+    /// The LSN of the snapshot loaded, if one was.
+    pub snapshot_lsn: Option<u64>,
+    /// Newer snapshots passed over because their bytes did not check out.
+    pub snapshots_skipped: Vec<String>,
     /// The sequence number of the last recovered record (0 when empty).
     pub last_lsn: u64,
     /// The torn tail recovery cut, if any: said at start, never silent.
@@ -31,6 +37,7 @@ impl std::fmt::Debug for Opened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Opened")
             .field("records", &self.records)
+            .field("snapshot_lsn", &self.snapshot_lsn)
             .field("last_lsn", &self.last_lsn)
             .field("truncated", &self.truncated)
             .finish_non_exhaustive()
@@ -41,6 +48,27 @@ impl std::fmt::Debug for Opened {
 struct WriterLog {
     /// `None` once closed.
     writer: Option<JournalWriter<Event>>,
+    /// The snapshot being written, whose outcome is said when the next one starts or at close.
+    snapshot: Option<(u64, SnapshotTicket)>,
+}
+
+impl WriterLog {
+    /// Waits for the snapshot in progress, if any, and says on stderr if it failed: a failed
+    /// snapshot loses nothing (the journal has every record), so the daemon carries on.
+    fn settle_snapshot(&mut self) {
+        if let Some((lsn, ticket)) = self.snapshot.take() {
+            if let Err(error) = ticket.wait() {
+                report_snapshot_failure(lsn, &error);
+            }
+        }
+    }
+}
+
+fn report_snapshot_failure(lsn: u64, error: &JournalError) {
+    eprintln!(
+        "pingpost: the snapshot at LSN {lsn} was not written ({error}); the journal has every \
+         record, and the next snapshot will try again"
+    );
 }
 
 impl EventLog for WriterLog {
@@ -63,7 +91,21 @@ impl EventLog for WriterLog {
             .map(|error| error.to_string())
     }
 
+    fn snapshot(&mut self, lsn: u64, state: Vec<u8>) -> Result<(), String> {
+        self.settle_snapshot();
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| "the journal is closed".to_owned())?;
+        match writer.write_snapshot(lsn, state) {
+            Ok(ticket) => self.snapshot = Some((lsn, ticket)),
+            Err(error) => report_snapshot_failure(lsn, &error),
+        }
+        Ok(())
+    }
+
     fn close(&mut self) -> Result<(), String> {
+        self.settle_snapshot();
         match self.writer.take() {
             Some(writer) => writer
                 .flush_and_close()
@@ -74,12 +116,14 @@ impl EventLog for WriterLog {
     }
 }
 
-/// Opens (or creates) the journal in `dir`, hands every recovered event to `visit` in order,
-/// and starts its writer. `wake` hears every advance of the durable watermark.
+/// Opens (or creates) the journal in `dir`, hands the newest sound snapshot's state to
+/// `load_snapshot` and every record after it to `visit` in order, and starts its writer.
+/// `wake` hears every advance of the durable watermark.
 pub fn open(
     dir: &Path,
     sync: SyncPolicy,
     wake: Sender<u64>,
+    load_snapshot: impl FnOnce(u64, Vec<u8>) -> Result<(), String>,
     mut visit: impl FnMut(&Event),
 ) -> Result<Opened, String> {
     let salt_seed = os_salt_seed().map_err(|error| format!("no OS randomness: {error}"))?;
@@ -89,16 +133,24 @@ pub fn open(
         let _ = wake.try_send(lsn);
     }));
     let mut records = 0;
-    let (writer, replayed) = Journal::open_replaying::<Event>(dir, config, |_, event| {
-        records += 1;
-        visit(&event);
-    })
-    .map_err(|e| e.to_string())?;
+    let (writer, replayed) =
+        Journal::open_replaying::<Event>(dir, config, load_snapshot, |_, event| {
+            records += 1;
+            visit(&event);
+        })
+        .map_err(|e| e.to_string())?;
     Ok(Opened {
         log: Box::new(WriterLog {
             writer: Some(writer),
+            snapshot: None,
         }),
         records,
+        snapshot_lsn: replayed.snapshot_lsn,
+        snapshots_skipped: replayed
+            .snapshots_skipped
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         last_lsn: replayed.next_lsn.saturating_sub(1),
         truncated: replayed.truncated,
     })

@@ -22,8 +22,10 @@ pub mod exchange;
 pub mod journal_log;
 pub mod outbox;
 pub mod session;
+pub mod snapshot;
 pub mod stats;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -68,10 +70,21 @@ pub struct RunningServer {
     sessions: CancellationToken,
     commands: crossbeam_channel::Sender<Command>,
     exchange: Option<thread::JoinHandle<ExchangeEnd>>,
-    /// Records recovered from the journal at start.
+    /// Records replayed from the journal at start (after the snapshot, if one was loaded).
     pub recovered_records: u64,
+    /// The LSN of the snapshot loaded at start, if one was.
+    pub snapshot_lsn: Option<u64>,
+    /// Newer snapshots passed over at start because their bytes did not check out.
+    pub snapshots_skipped: Vec<String>,
     /// What recovery cut from a torn tail, said at start (never silent).
     pub torn_tail: Option<String>,
+}
+
+/// What recovery builds before the exchange thread starts.
+struct Replay {
+    engine: Engine,
+    outbox: OutboxBuilder,
+    clock_floor_us: u64,
 }
 
 /// Why the daemon could not start.
@@ -89,17 +102,46 @@ impl std::error::Error for StartError {}
 /// Starts the daemon: recovers the journal, starts the exchange thread, listens.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (durable_tx, durable_rx) = crossbeam_channel::bounded(1);
-    // Replay: the engine and the outbox from the journal's events, one at a time.
-    let mut engine = Engine::new(EngineConfig::default());
-    let mut outbox = OutboxBuilder::new(config.outbox_stored_per_buyer_max);
-    let mut clock_floor_us = 0;
-    let opened = journal_log::open(&config.journal_dir, config.fsync, durable_tx, |event| {
-        engine.apply(event);
-        outbox.observe(event);
-        clock_floor_us = clock_floor_us.max(event.at());
-    })
+    // Recovery: the newest snapshot, if there is one, then the journal's events after it, one
+    // at a time, through the engine and the outbox.
+    let replay = RefCell::new(Replay {
+        engine: Engine::new(EngineConfig::default()),
+        outbox: OutboxBuilder::new(config.outbox_stored_per_buyer_max),
+        clock_floor_us: 0,
+    });
+    let opened = journal_log::open(
+        &config.journal_dir,
+        config.fsync,
+        durable_tx,
+        |_, state| {
+            let restored = snapshot::decode(
+                &state,
+                EngineConfig::default(),
+                config.outbox_stored_per_buyer_max,
+            )?;
+            *replay.borrow_mut() = Replay {
+                engine: restored.engine,
+                outbox: OutboxBuilder::resume(restored.outbox),
+                clock_floor_us: restored.clock_floor_us,
+            };
+            Ok(())
+        },
+        |event| {
+            let replay = &mut *replay.borrow_mut();
+            replay.engine.apply(event);
+            replay.outbox.observe_resumed(event, &replay.engine);
+            replay.clock_floor_us = replay.clock_floor_us.max(event.at());
+        },
+    )
     .map_err(|error| StartError(format!("cannot open the journal: {error}")))?;
+    let Replay {
+        mut engine,
+        outbox,
+        mut clock_floor_us,
+    } = replay.into_inner();
     let recovered_records = opened.records;
+    let snapshot_lsn = opened.snapshot_lsn;
+    let snapshots_skipped = opened.snapshots_skipped.clone();
     let torn_tail = opened.truncated.as_ref().map(|tail| {
         format!(
             "{} bytes cut at offset {} of {} ({}); the next record is LSN {}",
@@ -112,7 +154,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     let mut log = opened.log;
     let mut last_lsn = opened.last_lsn;
-    if recovered_records == 0 && !config.book.is_empty() {
+    if opened.last_lsn == 0 && !config.book.is_empty() {
         let now = wall_clock_us();
         engine
             .handle_admin_batch(now, config.book.clone())
@@ -148,6 +190,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         outbox: outbox.finish(),
         clock_floor_us,
         last_lsn,
+        snapshot_lsn: opened.snapshot_lsn.unwrap_or(0),
+        snapshot_every_records: config.snapshot_every_records,
     });
     let exchange = thread::Builder::new()
         .name("pingpost-exchange".into())
@@ -187,6 +231,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         commands,
         exchange: Some(exchange),
         recovered_records,
+        snapshot_lsn,
+        snapshots_skipped,
         torn_tail,
     })
 }

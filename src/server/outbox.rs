@@ -17,8 +17,10 @@
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::events::{Event, LeadId, PingId, Resolution};
+use crate::engine::machine::Engine;
 use crate::engine::types::{BuyerId, CampaignId};
 use crate::limits::OUTBOX_STORED_PER_BUYER_MAX;
 use crate::protocol::{Consent, Contact, LeadDelivery, LeadView, Money, SaleMode};
@@ -192,6 +194,56 @@ impl Outbox {
         self.buyers.values().map(BTreeMap::len).sum()
     }
 
+    /// What a snapshot keeps of the outbox: every waiting delivery, in buyer and sequence
+    /// order, and the per-buyer marks of deliveries left to the journal.
+    pub fn image(&self) -> OutboxImage<'_> {
+        let mut buyers: Vec<(BuyerId, Vec<(&LeadDelivery<'static>, bool)>)> = self
+            .buyers
+            .iter()
+            .map(|(&buyer, queue)| {
+                let deliveries = queue
+                    .values()
+                    .map(|pending| (&pending.delivery, pending.live))
+                    .collect();
+                (buyer, deliveries)
+            })
+            .collect();
+        buyers.sort_unstable_by_key(|&(buyer, _)| buyer);
+        let mut evicted_through: Vec<(BuyerId, u64)> = self
+            .evicted_through
+            .iter()
+            .map(|(&buyer, &seq)| (buyer, seq))
+            .collect();
+        evicted_through.sort_unstable();
+        OutboxImage {
+            buyers,
+            evicted_through,
+        }
+    }
+
+    /// The outbox a snapshot kept. Its deliveries' records were durable before the snapshot
+    /// was written, so every one may be sent.
+    pub fn from_image(image: OutboxImageOwned, stored_per_buyer_max: usize) -> Self {
+        let mut outbox = Self::new(stored_per_buyer_max);
+        for (buyer, deliveries) in image.buyers {
+            for (delivery, live) in deliveries {
+                outbox.insert(
+                    buyer,
+                    PendingDelivery {
+                        delivery,
+                        live,
+                        released: true,
+                    },
+                );
+            }
+        }
+        for (buyer, seq) in image.evicted_through {
+            let through = outbox.evicted_through.entry(buyer).or_default();
+            *through = (*through).max(seq);
+        }
+        outbox
+    }
+
     /// Applies the settling effect of one engine event.
     pub fn observe(&mut self, event: &Event) {
         match event {
@@ -204,6 +256,22 @@ impl Outbox {
             _ => {}
         }
     }
+}
+
+/// An outbox as a snapshot writes it (see [`Outbox::image`]).
+#[derive(Debug, Serialize)]
+pub struct OutboxImage<'a> {
+    /// Per buyer, its waiting deliveries in sequence order, each with whether it is live.
+    buyers: Vec<(BuyerId, Vec<(&'a LeadDelivery<'static>, bool)>)>,
+    evicted_through: Vec<(BuyerId, u64)>,
+}
+
+/// An outbox as a snapshot reads it: [`OutboxImage`]'s fields, owned.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxImageOwned {
+    buyers: Vec<(BuyerId, Vec<(LeadDelivery<'static>, bool)>)>,
+    evicted_through: Vec<(BuyerId, u64)>,
 }
 
 /// What the builder keeps of a ping until its lead settles.
@@ -241,6 +309,55 @@ impl OutboxBuilder {
             outbox: Outbox::new(usize::MAX),
             only_buyer: Some(buyer),
         }
+    }
+
+    /// A builder that goes on from an outbox a snapshot kept: the leads of the deliveries it
+    /// meets next come from the engine loaded from the same snapshot (see
+    /// [`OutboxBuilder::observe_resumed`]).
+    pub fn resume(outbox: Outbox) -> Self {
+        Self {
+            pings: FxHashMap::default(),
+            outbox,
+            only_buyer: None,
+        }
+    }
+
+    /// [`OutboxBuilder::observe`] for a builder resumed from a snapshot, `engine` having
+    /// applied `event` already: a delivery of a lead pinged before the snapshot, whose events
+    /// this builder never saw, is rebuilt from the engine's auction instead.
+    pub fn observe_resumed(&mut self, event: &Event, engine: &Engine) {
+        if let Event::Delivered {
+            at,
+            ping_id,
+            campaign,
+            buyer,
+            delivery_seq,
+            ack_deadline,
+            ..
+        } = event
+        {
+            if !self.pings.contains_key(ping_id) {
+                let accept_within_ms = accept_within_ms(*at, *ack_deadline);
+                if let Some(delivery) = engine.delivery_record(
+                    *ping_id,
+                    *campaign,
+                    *delivery_seq,
+                    *at,
+                    accept_within_ms,
+                ) {
+                    self.outbox.insert(
+                        *buyer,
+                        PendingDelivery {
+                            delivery,
+                            live: ack_deadline.is_some(),
+                            released: true,
+                        },
+                    );
+                }
+                return;
+            }
+        }
+        self.observe(event);
     }
 
     pub fn observe(&mut self, event: &Event) {
@@ -312,9 +429,7 @@ impl OutboxBuilder {
                 let Some((lead_id, contact, consent)) = &facts.posted else {
                     return;
                 };
-                let accept_within_ms = ack_deadline.map_or(0, |deadline| {
-                    u32::try_from(deadline.saturating_sub(*at) / 1_000).unwrap_or(u32::MAX)
-                });
+                let accept_within_ms = accept_within_ms(*at, *ack_deadline);
                 self.outbox.insert(
                     *buyer,
                     PendingDelivery {
@@ -348,4 +463,11 @@ impl OutboxBuilder {
     pub fn finish(self) -> Outbox {
         self.outbox
     }
+}
+
+/// A delivery's answer time as `LEAD_DELIVERY` carries it, from its event's times.
+fn accept_within_ms(at: u64, ack_deadline: Option<u64>) -> u32 {
+    ack_deadline.map_or(0, |deadline| {
+        u32::try_from(deadline.saturating_sub(at) / 1_000).unwrap_or(u32::MAX)
+    })
 }

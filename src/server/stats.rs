@@ -32,7 +32,7 @@ impl SessionCounters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn snapshot(&self) -> [(&'static str, u64); 8] {
+    fn values(&self) -> [(&'static str, u64); 8] {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("connections_accepted", read(&self.connections_accepted)),
@@ -100,10 +100,16 @@ pub struct ExchangeCounters {
     pub admin_changes: u64,
     pub admin_refused: u64,
     pub journal_records: u64,
+    /// Snapshots of the daemon's state handed to the journal.
+    pub snapshots: u64,
+    /// The last snapshot's size.
+    pub snapshot_bytes: u64,
+    /// How long the last snapshot held the exchange thread (serializing the engine).
+    pub snapshot_last_us: u64,
 }
 
 impl ExchangeCounters {
-    fn snapshot(&self) -> [(&'static str, u64); 15] {
+    fn values(&self) -> [(&'static str, u64); 18] {
         [
             ("pings", self.pings),
             ("pings_offered", self.pings_offered),
@@ -123,6 +129,9 @@ impl ExchangeCounters {
             ("admin_changes", self.admin_changes),
             ("admin_refused", self.admin_refused),
             ("journal_records", self.journal_records),
+            ("snapshots", self.snapshots),
+            ("snapshot_bytes", self.snapshot_bytes),
+            ("snapshot_last_us", self.snapshot_last_us),
         ]
     }
 }
@@ -134,9 +143,9 @@ pub fn counters(
     extra: &[(&'static str, u64)],
 ) -> Vec<Counter<'static>> {
     exchange
-        .snapshot()
+        .values()
         .iter()
-        .chain(sessions.snapshot().iter())
+        .chain(sessions.values().iter())
         .chain(extra)
         .map(|&(name, value)| Counter {
             name: Cow::Borrowed(name),
