@@ -26,6 +26,11 @@
 //! index's own memory estimate; RSS the process's resident memory after loading and after the
 //! auctions.
 //!
+//! Snapshot numbers: after the auctions, the engine in its steady state is copied with
+//! `Engine::snapshot_image` (what the daemon's exchange thread stalls for), encoded (on the
+//! journal's snapshot thread in the daemon) and loaded back with `Engine::from_snapshot` (what
+//! a restart costs before replaying), with the auctions in memory and the bytes.
+//!
 //! Run: `cargo bench --bench auction`. `PINGPOST_BENCH_QUICK=1` runs 10,000 auctions per size
 //! instead of 100,000; `PINGPOST_BENCH_AUCTIONS=n` sets the count; `PINGPOST_BENCH_SIZES=1k,10k`
 //! picks sizes (a number is a campaign count).
@@ -102,6 +107,11 @@ struct Row {
     post_ns: Histogram<u64>,
     timeout_ns: Histogram<u64>,
     no_sale: Vec<(u16, u64)>,
+    auctions_in_memory: usize,
+    snapshot_bytes: usize,
+    snapshot_copy: Duration,
+    snapshot_encode: Duration,
+    snapshot_load: Duration,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -198,6 +208,11 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
         post_ns: histogram(),
         timeout_ns: histogram(),
         no_sale: Vec::new(),
+        auctions_in_memory: 0,
+        snapshot_bytes: 0,
+        snapshot_copy: Duration::ZERO,
+        snapshot_encode: Duration::ZERO,
+        snapshot_load: Duration::ZERO,
     };
     // Reused buffers: outputs and events are moved here inside the timed region and looked
     // at and dropped outside it.
@@ -299,6 +314,19 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
         }
     }
     row.rss_bytes_after = rss_bytes();
+    row.auctions_in_memory = engine.auctions_in_memory();
+    let started = Instant::now();
+    let image = engine.snapshot_image().unwrap();
+    row.snapshot_copy = started.elapsed();
+    let started = Instant::now();
+    let state = image.encode().unwrap();
+    row.snapshot_encode = started.elapsed();
+    drop(image);
+    row.snapshot_bytes = state.len();
+    let started = Instant::now();
+    let loaded = Engine::from_snapshot(EngineConfig::default(), &state).unwrap();
+    row.snapshot_load = started.elapsed();
+    assert_eq!(loaded.state_digest(), engine.state_digest());
     row.no_sale
         .sort_unstable_by_key(|&(_, count)| std::cmp::Reverse(count));
     row
@@ -426,6 +454,29 @@ fn print_tables(rows: &[Row]) {
             .map(|&(code, count)| format!("{code}: {:.1}%", count as f64 * 100.0 / pings))
             .collect();
         println!("{:>5} {}", row.label, reasons.join(", "));
+    }
+    println!();
+    println!(
+        "Snapshot of the steady state: copy (the exchange thread's stall), encode (the snapshot \
+         thread's), load (a restart's)"
+    );
+    println!(
+        "{:>5} {:>10} {:>10} {:>11} {:>8} {:>13} {:>10} {:>8}",
+        "size", "auctions", "MiB", "bytes/auct", "copy ms", "copy µs/auct", "encode ms", "load ms"
+    );
+    for row in rows {
+        let auctions = row.auctions_in_memory.max(1) as f64;
+        println!(
+            "{:>5} {:>10} {:>10.1} {:>11.0} {:>8.1} {:>13.2} {:>10.1} {:>8.1}",
+            row.label,
+            row.auctions_in_memory,
+            mib(row.snapshot_bytes as u64),
+            row.snapshot_bytes as f64 / auctions,
+            row.snapshot_copy.as_secs_f64() * 1e3,
+            row.snapshot_copy.as_secs_f64() * 1e6 / auctions,
+            row.snapshot_encode.as_secs_f64() * 1e3,
+            row.snapshot_load.as_secs_f64() * 1e3,
+        );
     }
     println!();
     println!(

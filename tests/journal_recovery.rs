@@ -530,3 +530,34 @@ fn replaying_loads_the_newest_sound_snapshot_on_the_chain_and_hands_over_the_rec
     };
     assert!(problem.contains("chain head at LSN 51"), "{problem}");
 }
+
+#[test]
+fn a_snapshot_whose_state_cannot_be_made_fails_alone_and_the_journal_goes_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut writer, _) =
+        Journal::open::<Note>(dir.path(), config(SyncPolicy::Never)).expect("open");
+    for n in 1..=3 {
+        writer.append(note(n)).expect("append");
+    }
+    let failed = writer
+        .write_snapshot_with(
+            3,
+            Box::new(|| Err("the state could not be copied".to_owned())),
+        )
+        .expect("handed over")
+        .wait()
+        .expect_err("the encoder failed");
+    assert!(
+        failed.to_string().contains("the state could not be copied"),
+        "{failed}"
+    );
+    assert!(
+        writer.fatal().is_none(),
+        "a failed snapshot is not the journal's failure"
+    );
+    assert_eq!(writer.append(note(4)).expect("append"), 4);
+    writer.flush_and_close().expect("close");
+    let recovery = Journal::recover::<Note>(dir.path()).expect("recover");
+    assert!(recovery.snapshot.is_none());
+    assert_eq!(recovery.events.len(), 4);
+}

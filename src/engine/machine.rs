@@ -36,7 +36,7 @@ use crate::protocol::{
 
 mod snapshot;
 
-pub use snapshot::{ENGINE_SNAPSHOT_SCHEMA, EngineSnapshotError};
+pub use snapshot::{ENGINE_SNAPSHOT_SCHEMA, EngineImage, EngineSnapshotError};
 
 /// Microseconds in a millisecond.
 const US_PER_MS: u64 = 1_000;
@@ -241,8 +241,8 @@ pub struct LedgerTotals {
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
-    /// The definitions `book` was compiled from.
-    defs: BookDefs,
+    /// The definitions `book` was compiled from (shared with snapshots being written).
+    defs: Arc<BookDefs>,
     book: Arc<Book>,
     /// The definitions of older book versions that auctions in memory still hold, so that a
     /// snapshot can name them; an entry goes when its book's last auction is forgotten.
@@ -397,7 +397,7 @@ impl Engine {
         let seed = config.seed;
         Self {
             config,
-            defs: BookDefs::default(),
+            defs: Arc::new(BookDefs::default()),
             book: Arc::new(Book::empty()),
             retired_defs: Vec::new(),
             clocks: Vec::new(),
@@ -608,7 +608,7 @@ impl Engine {
         now: TimeUs,
         changes: Vec<AdminChange>,
     ) -> Result<u64, AdminError> {
-        let mut defs = self.defs.clone();
+        let mut defs = BookDefs::clone(&self.defs);
         for change in &changes {
             defs.apply(change)?;
         }
@@ -2172,7 +2172,7 @@ impl Engine {
 
     /// Makes `book` (compiled from `defs`) the current book: zone clocks, usage moved to its
     /// indexes, and the previous book's definitions kept while auctions still hold it.
-    fn install_book(&mut self, book: Book, defs: BookDefs) {
+    fn install_book(&mut self, book: Book, defs: Arc<BookDefs>) {
         self.clocks = book
             .zones
             .iter()
@@ -2188,7 +2188,7 @@ impl Engine {
             .retain(|(book, _)| book.strong_count() > 0);
         if Arc::strong_count(&old_book) > 1 {
             self.retired_defs
-                .push((Arc::downgrade(&old_book), Arc::new(old_defs)));
+                .push((Arc::downgrade(&old_book), old_defs));
         }
     }
 
@@ -2202,7 +2202,7 @@ impl Engine {
                 let (book, defs) = match self.compiled.take() {
                     Some((book, defs)) if book.version == *version => (book, defs),
                     _ => {
-                        let mut defs = self.defs.clone();
+                        let mut defs = BookDefs::clone(&self.defs);
                         for change in changes {
                             defs.apply(change).unwrap_or_else(|error| {
                                 panic!("journaled admin change must apply: {error}")
@@ -2213,7 +2213,7 @@ impl Engine {
                         (book, defs)
                     }
                 };
-                self.install_book(book, defs);
+                self.install_book(book, Arc::new(defs));
             }
             Event::PingRejected { .. } => {}
             Event::PingOpened {

@@ -37,7 +37,8 @@ pub use format::{ChainHash, Lsn};
 pub use record::JournalRecord;
 pub use scan::{Head, TornTail};
 pub use writer::{
-    DurableCallback, FatalCallback, JournalConfig, JournalWriter, SnapshotTicket, SyncPolicy,
+    DurableCallback, FatalCallback, JournalConfig, JournalWriter, SnapshotTicket, StateEncoder,
+    SyncPolicy,
 };
 
 use crate::engine::events::Event;

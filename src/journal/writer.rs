@@ -157,10 +157,14 @@ enum Msg<P> {
     Record(Lsn, P),
     Snapshot {
         lsn: Lsn,
-        state: Vec<u8>,
+        state: StateEncoder,
         reply: Sender<Result<PathBuf, JournalError>>,
     },
 }
+
+/// Makes a snapshot's state bytes, on the snapshot thread (see
+/// [`JournalWriter::write_snapshot_with`]); an error is the snapshot's, not the journal's.
+pub type StateEncoder = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
 
 /// A snapshot being written in the background; [`SnapshotTicket::wait`] gives its path.
 #[derive(Debug)]
@@ -172,6 +176,15 @@ impl SnapshotTicket {
     /// Blocks until the snapshot file is in place and its directory synced.
     pub fn wait(self) -> Result<PathBuf, JournalError> {
         self.reply.recv().unwrap_or(Err(JournalError::Closed))
+    }
+
+    /// The outcome if the snapshot is finished, without waiting.
+    pub fn try_wait(&self) -> Option<Result<PathBuf, JournalError>> {
+        match self.reply.try_recv() {
+            Ok(outcome) => Some(outcome),
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Some(Err(JournalError::Closed)),
+        }
     }
 }
 
@@ -321,6 +334,17 @@ impl<P: JournalRecord> JournalWriter<P> {
         &mut self,
         lsn: Lsn,
         state: Vec<u8>,
+    ) -> Result<SnapshotTicket, JournalError> {
+        self.write_snapshot_with(lsn, Box::new(move || Ok(state)))
+    }
+
+    /// [`JournalWriter::write_snapshot`] with the state's bytes made by `encode` on the
+    /// snapshot thread: a caller that can copy its state quickly hands over the copy, and the
+    /// slow part (serializing it) happens off its thread.
+    pub fn write_snapshot_with(
+        &mut self,
+        lsn: Lsn,
+        state: StateEncoder,
     ) -> Result<SnapshotTicket, JournalError> {
         let last_appended = self.next_lsn - 1;
         if lsn != last_appended || lsn == 0 {
@@ -670,7 +694,7 @@ impl<P: JournalRecord> Writer<P> {
     fn snapshot(
         &mut self,
         lsn: Lsn,
-        state: Vec<u8>,
+        state: StateEncoder,
         reply: Sender<Result<PathBuf, JournalError>>,
     ) -> Result<(), JournalError> {
         // The producer checked that `lsn` is its last append, and records arrive in order, so
@@ -690,7 +714,13 @@ impl<P: JournalRecord> Writer<P> {
         let thread = std::thread::Builder::new()
             .name("journal-snapshot".to_owned())
             .spawn(move || {
-                let _ = reply.send(write_snapshot_file(&dir, lsn, hash, &state, keep));
+                let written = state()
+                    .map_err(|problem| JournalError::Snapshot {
+                        path: dir.join(super::snapshot::snapshot_file_name(lsn)),
+                        problem: format!("its state could not be made: {problem}"),
+                    })
+                    .and_then(|state| write_snapshot_file(&dir, lsn, hash, &state, keep));
+                let _ = reply.send(written);
             })
             .map_err(|e| JournalError::io("start the snapshot thread for", &self.dir, e))?;
         self.snapshot_thread = Some(thread);

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Credentials;
 use super::outbox::{Outbox, PendingDelivery};
+use super::snapshot::DaemonImage;
 use super::stats::{self, ExchangeCounters, LatencyHistogram, SessionCounters};
 use crate::engine::book::AdminChange;
 use crate::engine::events::{Event, PingId};
@@ -47,9 +48,10 @@ pub trait EventLog: Send {
     /// A fatal journal error, if one happened: the daemon must stop.
     fn fatal(&self) -> Option<String>;
     /// Hands the daemon's state after record `lsn` (the last appended) to the journal, which
-    /// writes it as a snapshot in the background. A snapshot that fails is said and skipped:
-    /// the records are all in the journal.
-    fn snapshot(&mut self, lsn: u64, state: Vec<u8>) -> Result<(), String>;
+    /// encodes and writes it as a snapshot in the background; `false` if it was not taken
+    /// because the previous one is still being written. A snapshot that fails is said and
+    /// skipped: the records are all in the journal.
+    fn snapshot(&mut self, lsn: u64, state: DaemonImage) -> Result<bool, String>;
     /// Writes everything handed over and syncs it; called once, at shutdown.
     fn close(&mut self) -> Result<(), String>;
 }
@@ -730,17 +732,18 @@ impl Exchange {
     }
 
     /// Hands the daemon's state after the last appended record to the journal as a snapshot.
-    /// Called after a pump, when every event the engine emitted is appended. The engine is
-    /// serialized here, on the exchange thread (the stall is counted in the stats); the file
-    /// is written on the journal's snapshot thread.
+    /// Called after a pump, when every event the engine emitted is appended. The state is
+    /// copied here, on the exchange thread (the stall is counted in the stats); the journal's
+    /// snapshot thread encodes it and writes the file.
     fn snapshot(&mut self) -> Result<(), String> {
         let started = Instant::now();
         let floor = self.clock.now_us();
-        match super::snapshot::encode(&self.engine, &self.outbox, floor) {
-            Ok(state) => {
-                self.counters.snapshot_bytes = state.len() as u64;
-                self.log.snapshot(self.last_lsn, state)?;
-                self.counters.snapshots += 1;
+        match DaemonImage::take(&self.engine, &self.outbox, floor) {
+            Ok(image) => {
+                self.counters.snapshot_auctions = image.auctions() as u64;
+                if self.log.snapshot(self.last_lsn, image)? {
+                    self.counters.snapshots += 1;
+                }
             }
             // Not fatal: the journal has every record; the next one tries again.
             Err(error) => eprintln!("pingpost: no snapshot at LSN {}: {error}", self.last_lsn),

@@ -9,6 +9,7 @@ use crossbeam_channel::Sender;
 
 use super::exchange::EventLog;
 use super::outbox::OutboxBuilder;
+use super::snapshot::DaemonImage;
 use crate::engine::events::Event;
 use crate::engine::types::BuyerId;
 use crate::journal::scan::{TornTailMode, scan};
@@ -91,17 +92,26 @@ impl EventLog for WriterLog {
             .map(|error| error.to_string())
     }
 
-    fn snapshot(&mut self, lsn: u64, state: Vec<u8>) -> Result<(), String> {
-        self.settle_snapshot();
+    fn snapshot(&mut self, lsn: u64, state: DaemonImage) -> Result<bool, String> {
+        // One at a time: while the previous one is still being written, this one is skipped
+        // (the exchange thread never waits for a snapshot).
+        if let Some((previous, ticket)) = &self.snapshot {
+            match ticket.try_wait() {
+                None => return Ok(false),
+                Some(Err(error)) => report_snapshot_failure(*previous, &error),
+                Some(Ok(_)) => {}
+            }
+            self.snapshot = None;
+        }
         let writer = self
             .writer
             .as_mut()
             .ok_or_else(|| "the journal is closed".to_owned())?;
-        match writer.write_snapshot(lsn, state) {
+        match writer.write_snapshot_with(lsn, Box::new(move || state.encode())) {
             Ok(ticket) => self.snapshot = Some((lsn, ticket)),
             Err(error) => report_snapshot_failure(lsn, &error),
         }
-        Ok(())
+        Ok(true)
     }
 
     fn close(&mut self) -> Result<(), String> {

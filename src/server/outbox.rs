@@ -194,16 +194,16 @@ impl Outbox {
         self.buyers.values().map(BTreeMap::len).sum()
     }
 
-    /// What a snapshot keeps of the outbox: every waiting delivery, in buyer and sequence
-    /// order, and the per-buyer marks of deliveries left to the journal.
-    pub fn image(&self) -> OutboxImage<'_> {
-        let mut buyers: Vec<(BuyerId, Vec<(&LeadDelivery<'static>, bool)>)> = self
+    /// A copy of what a snapshot keeps of the outbox: every waiting delivery, in buyer and
+    /// sequence order, and the per-buyer marks of deliveries left to the journal.
+    pub fn image(&self) -> OutboxImage {
+        let mut buyers: Vec<(BuyerId, Vec<(LeadDelivery<'static>, bool)>)> = self
             .buyers
             .iter()
             .map(|(&buyer, queue)| {
                 let deliveries = queue
                     .values()
-                    .map(|pending| (&pending.delivery, pending.live))
+                    .map(|pending| (pending.delivery.clone(), pending.live))
                     .collect();
                 (buyer, deliveries)
             })
@@ -223,7 +223,7 @@ impl Outbox {
 
     /// The outbox a snapshot kept. Its deliveries' records were durable before the snapshot
     /// was written, so every one may be sent.
-    pub fn from_image(image: OutboxImageOwned, stored_per_buyer_max: usize) -> Self {
+    pub fn from_image(image: OutboxImage, stored_per_buyer_max: usize) -> Self {
         let mut outbox = Self::new(stored_per_buyer_max);
         for (buyer, deliveries) in image.buyers {
             for (delivery, live) in deliveries {
@@ -258,18 +258,11 @@ impl Outbox {
     }
 }
 
-/// An outbox as a snapshot writes it (see [`Outbox::image`]).
-#[derive(Debug, Serialize)]
-pub struct OutboxImage<'a> {
-    /// Per buyer, its waiting deliveries in sequence order, each with whether it is live.
-    buyers: Vec<(BuyerId, Vec<(&'a LeadDelivery<'static>, bool)>)>,
-    evicted_through: Vec<(BuyerId, u64)>,
-}
-
-/// An outbox as a snapshot reads it: [`OutboxImage`]'s fields, owned.
-#[derive(Debug, Deserialize)]
+/// An outbox as a snapshot holds it (see [`Outbox::image`]).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutboxImageOwned {
+pub struct OutboxImage {
+    /// Per buyer, its waiting deliveries in sequence order, each with whether it is live.
     buyers: Vec<(BuyerId, Vec<(LeadDelivery<'static>, bool)>)>,
     evicted_through: Vec<(BuyerId, u64)>,
 }

@@ -2,46 +2,54 @@
 //! their buyers and the clock's floor, so that a restart loads it and replays only the journal
 //! records after it (`protocol-spec/journal.md`, "Snapshot state").
 //!
-//! The bytes are one JSON object, `{"schema":1,"clock_floor_us":…,"outbox":{…},"engine":{…}}`:
-//! the engine's part is [`Engine::snapshot_state`]'s bytes as they are, so that the
-//! exchange thread serializes the engine once.
+//! The exchange thread only copies the state ([`DaemonImage::take`]); the journal's snapshot
+//! thread encodes it ([`DaemonImage::encode`]) and writes the file.
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use serde::{Deserialize, Serialize};
 
-use super::outbox::{Outbox, OutboxImageOwned};
-use crate::engine::machine::{Engine, EngineConfig};
+use super::outbox::{Outbox, OutboxImage};
+use crate::engine::machine::{Engine, EngineConfig, EngineImage};
 
 /// The layout version of the daemon's snapshot state; a reader refuses any other.
 pub const DAEMON_SNAPSHOT_SCHEMA: u16 = 1;
 
-/// The daemon's state as snapshot bytes. Take it when every event the engine emitted is in
-/// the journal (after a pump), so that the snapshot stands for the journal up to its last
-/// record.
-pub fn encode(engine: &Engine, outbox: &Outbox, clock_floor_us: u64) -> Result<Vec<u8>, String> {
-    let engine = engine.snapshot_state().map_err(|error| error.to_string())?;
-    let outbox = serde_json::to_vec(&outbox.image())
-        .map_err(|error| format!("cannot write the outbox: {error}"))?;
-    let head = format!(
-        "{{\"schema\":{DAEMON_SNAPSHOT_SCHEMA},\"clock_floor_us\":{clock_floor_us},\"outbox\":"
-    );
-    let mut bytes = Vec::with_capacity(head.len() + outbox.len() + engine.len() + 16);
-    bytes.extend_from_slice(head.as_bytes());
-    bytes.extend_from_slice(&outbox);
-    bytes.extend_from_slice(b",\"engine\":");
-    bytes.extend_from_slice(&engine);
-    bytes.push(b'}');
-    Ok(bytes)
-}
-
-#[derive(Deserialize)]
+/// A copy of the daemon's state: `{"schema":1,"clock_floor_us":…,"outbox":{…},"engine":{…}}`.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DaemonState<'a> {
+pub struct DaemonImage {
     schema: u16,
     clock_floor_us: u64,
-    outbox: OutboxImageOwned,
-    #[serde(borrow)]
-    engine: &'a RawValue,
+    outbox: OutboxImage,
+    engine: EngineImage,
+}
+
+impl DaemonImage {
+    /// Copies the daemon's state. Take it when every event the engine emitted is in the
+    /// journal (after a pump), so that the snapshot stands for the journal up to its last
+    /// record.
+    pub fn take(engine: &Engine, outbox: &Outbox, clock_floor_us: u64) -> Result<Self, String> {
+        Ok(Self {
+            schema: DAEMON_SNAPSHOT_SCHEMA,
+            clock_floor_us,
+            outbox: outbox.image(),
+            engine: engine.snapshot_image().map_err(|error| error.to_string())?,
+        })
+    }
+
+    /// The auctions the image holds.
+    pub fn auctions(&self) -> usize {
+        self.engine.auctions()
+    }
+
+    /// The image as snapshot bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(self).map_err(|error| format!("cannot write the state: {error}"))
+    }
+}
+
+/// Copies and encodes the daemon's state at once (see [`DaemonImage`]).
+pub fn encode(engine: &Engine, outbox: &Outbox, clock_floor_us: u64) -> Result<Vec<u8>, String> {
+    DaemonImage::take(engine, outbox, clock_floor_us)?.encode()
 }
 
 /// What a snapshot gives back.
@@ -52,25 +60,24 @@ pub struct Restored {
     pub clock_floor_us: u64,
 }
 
-/// Loads snapshot bytes from [`encode`]; the error says what is wrong with them.
+/// Loads snapshot bytes from [`DaemonImage::encode`]; the error says what is wrong with them.
 pub fn decode(
     bytes: &[u8],
     config: EngineConfig,
     stored_per_buyer_max: usize,
 ) -> Result<Restored, String> {
-    let state: DaemonState<'_> = serde_json::from_slice(bytes)
+    let image: DaemonImage = serde_json::from_slice(bytes)
         .map_err(|error| format!("the daemon's state does not parse: {error}"))?;
-    if state.schema != DAEMON_SNAPSHOT_SCHEMA {
+    if image.schema != DAEMON_SNAPSHOT_SCHEMA {
         return Err(format!(
             "daemon state schema {} is not this build's {DAEMON_SNAPSHOT_SCHEMA}",
-            state.schema
+            image.schema
         ));
     }
-    let engine = Engine::from_snapshot(config, state.engine.get().as_bytes())
-        .map_err(|error| error.to_string())?;
+    let engine = Engine::from_image(config, image.engine).map_err(|error| error.to_string())?;
     Ok(Restored {
         engine,
-        outbox: Outbox::from_image(state.outbox, stored_per_buyer_max),
-        clock_floor_us: state.clock_floor_us,
+        outbox: Outbox::from_image(image.outbox, stored_per_buyer_max),
+        clock_floor_us: image.clock_floor_us,
     })
 }

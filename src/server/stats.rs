@@ -102,9 +102,9 @@ pub struct ExchangeCounters {
     pub journal_records: u64,
     /// Snapshots of the daemon's state handed to the journal.
     pub snapshots: u64,
-    /// The last snapshot's size.
-    pub snapshot_bytes: u64,
-    /// How long the last snapshot held the exchange thread (serializing the engine).
+    /// The auctions in memory the last snapshot copied.
+    pub snapshot_auctions: u64,
+    /// How long the last snapshot held the exchange thread (copying the state).
     pub snapshot_last_us: u64,
 }
 
@@ -130,7 +130,7 @@ impl ExchangeCounters {
             ("admin_refused", self.admin_refused),
             ("journal_records", self.journal_records),
             ("snapshots", self.snapshots),
-            ("snapshot_bytes", self.snapshot_bytes),
+            ("snapshot_auctions", self.snapshot_auctions),
             ("snapshot_last_us", self.snapshot_last_us),
         ]
     }

@@ -1,19 +1,21 @@
-//! Engine-state snapshots: the whole state the events built, as bytes, and an engine loaded
-//! back from them.
+//! Engine-state snapshots: the whole state the events built, copied out of the engine as an
+//! [`EngineImage`], written as bytes, and an engine loaded back from them.
 //!
-//! A snapshot holds exactly what [`Engine::state_digest`] covers, plus the indexes the digest
-//! leaves out because they follow from it (deadlines): the definitions of the current book and
+//! An image holds exactly what [`Engine::state_digest`] covers, plus the index the digest
+//! leaves out because it follows from it (deadlines): the definitions of the current book and
 //! of each older version an auction in memory still holds, cap and budget counters and
 //! round-robin stamps by id, the id counters, every auction in memory, the delivery numbers,
 //! retry tokens, contact history and ledger totals. Caches (compiled books, zone clocks,
 //! headroom memos) are rebuilt on load, and requests waiting for an answer are not state: they
 //! die with their connections.
 //!
-//! The bytes are JSON (`protocol-spec/journal.md`, "Snapshot state"), in the vocabulary of the
-//! journal's own payloads, with every map written in key order: the same state always gives
-//! the same bytes, and an auditor's reader needs nothing the journal did not already require.
-//! Loading then replaying the records after the snapshot gives the state of replaying the
-//! whole journal; `tests/engine_snapshot.rs` checks it digest for digest.
+//! Taking an image copies the state (the book definitions are shared, not copied); encoding it
+//! is the slow part, and the image is `Send`, so the daemon encodes it off the exchange
+//! thread. The bytes are JSON (`protocol-spec/journal.md`, "Snapshot state"), in the
+//! vocabulary of the journal's own payloads, with every map in key order: the same state
+//! always gives the same bytes, and an auditor's reader needs nothing the journal did not
+//! already require. Loading then replaying the records after the snapshot gives the state of
+//! replaying the whole journal; `tests/engine_snapshot.rs` checks it digest for digest.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
@@ -33,7 +35,12 @@ use crate::engine::usage::Usage;
 /// The layout version of a snapshot's state; a reader refuses any other.
 pub const ENGINE_SNAPSHOT_SCHEMA: u16 = 1;
 
-/// Why snapshot bytes could not become an engine.
+/// Bytes reserved for a snapshot beyond its auctions (book definitions, dedupe tables).
+const SNAPSHOT_RESERVE_FIXED_BYTES: usize = 64 << 20;
+/// Bytes reserved per auction in memory: several times the few KB one takes.
+const SNAPSHOT_RESERVE_PER_AUCTION_BYTES: usize = 32 << 10;
+
+/// Why an engine's state could not be taken, written or loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineSnapshotError(String);
 
@@ -55,40 +62,15 @@ pub(super) fn book_to_be_restored() -> Arc<Book> {
     Arc::clone(PLACEHOLDER.get_or_init(|| Arc::new(Book::empty())))
 }
 
-/// A snapshot's state as written (borrowing the engine's).
-#[derive(Serialize)]
-struct StateOut<'a> {
-    schema: u16,
-    book_version: u64,
-    defs: &'a BookDefs,
-    older_books: Vec<(u64, &'a BookDefs)>,
-    caps: Vec<(CampaignId, &'a CapCounters)>,
-    budgets: Vec<(BuyerId, &'a CapCounters)>,
-    last_selected: Vec<(CampaignId, u64)>,
-    selection_stamp: u64,
-    next_ping_id: PingId,
-    next_lead_id: LeadId,
-    next_receipt_id: u64,
-    delivery_seq: Vec<(BuyerId, u64)>,
-    auctions: Vec<(PingId, u64, &'a Auction)>,
-    deadlines: &'a BTreeSet<(TimeUs, PingId)>,
-    deliveries: Vec<((BuyerId, u64), PingId)>,
-    lead_to_ping: Vec<(LeadId, PingId)>,
-    closed: &'a VecDeque<(TimeUs, PingId)>,
-    tokens: &'a PingTokens,
-    fingerprints: &'a PingTokens,
-    contacts: &'a ContactHistory,
-    ledger: &'a LedgerTotals,
-}
-
-/// A snapshot's state as read: [`StateOut`]'s fields, owned.
-#[derive(Deserialize)]
+/// A copy of an engine's state (see the module documentation), as written and as read.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StateIn {
+pub struct EngineImage {
     schema: u16,
     book_version: u64,
-    defs: BookDefs,
-    older_books: Vec<(u64, BookDefs)>,
+    defs: Arc<BookDefs>,
+    /// Older book versions that auctions in memory still hold, by version.
+    older_books: Vec<(u64, Arc<BookDefs>)>,
     caps: Vec<(CampaignId, CapCounters)>,
     budgets: Vec<(BuyerId, CapCounters)>,
     last_selected: Vec<(CampaignId, u64)>,
@@ -97,6 +79,7 @@ struct StateIn {
     next_lead_id: LeadId,
     next_receipt_id: u64,
     delivery_seq: Vec<(BuyerId, u64)>,
+    /// Each auction with the book version it holds.
     auctions: Vec<(PingId, u64, Auction)>,
     deadlines: BTreeSet<(TimeUs, PingId)>,
     deliveries: Vec<((BuyerId, u64), PingId)>,
@@ -108,6 +91,24 @@ struct StateIn {
     ledger: LedgerTotals,
 }
 
+impl EngineImage {
+    /// The image as snapshot bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, EngineSnapshotError> {
+        // Reserved generously so that the buffer never moves while it grows; the pages not
+        // written are never touched.
+        let mut bytes = Vec::with_capacity(
+            SNAPSHOT_RESERVE_FIXED_BYTES + self.auctions.len() * SNAPSHOT_RESERVE_PER_AUCTION_BYTES,
+        );
+        serde_json::to_writer(&mut bytes, self).map_err(|error| refuse(error.to_string()))?;
+        Ok(bytes)
+    }
+
+    /// The auctions the image holds.
+    pub fn auctions(&self) -> usize {
+        self.auctions.len()
+    }
+}
+
 /// A map's entries in key order, so that the bytes do not depend on hashing.
 fn sorted<K: Ord + Copy, V: Copy>(map: &FxHashMap<K, V>) -> Vec<(K, V)> {
     let mut entries: Vec<(K, V)> = map.iter().map(|(k, v)| (*k, *v)).collect();
@@ -116,45 +117,52 @@ fn sorted<K: Ord + Copy, V: Copy>(map: &FxHashMap<K, V>) -> Vec<(K, V)> {
 }
 
 impl Engine {
-    /// The engine's state as snapshot bytes. Take it between two inputs, once every event
-    /// polled so far is in the journal: the snapshot then stands for the journal up to its
-    /// last record. Refused while events wait to be polled (the journal does not have them).
-    pub fn snapshot_state(&self) -> Result<Vec<u8>, EngineSnapshotError> {
+    /// A copy of the engine's state. Take it between two inputs, once every event polled so
+    /// far is in the journal: the snapshot then stands for the journal up to its last record.
+    /// Refused while events wait to be polled (the journal does not have them).
+    pub fn snapshot_image(&self) -> Result<EngineImage, EngineSnapshotError> {
         if !self.events.is_empty() {
             return Err(refuse(format!(
                 "{} events wait to be polled and journaled; a snapshot is taken after them",
                 self.events.len()
             )));
         }
-        let older: Vec<(u64, &BookDefs)> = {
-            let mut older: Vec<(u64, &BookDefs)> = self
-                .retired_defs
-                .iter()
-                .filter_map(|(book, defs)| Some((book.upgrade()?.version, defs.as_ref())))
-                .collect();
-            older.sort_unstable_by_key(|&(version, _)| version);
-            older
-        };
-        let mut auctions: Vec<(PingId, u64, &Auction)> = self
+        let mut older_books: Vec<(u64, Arc<BookDefs>)> = self
+            .retired_defs
+            .iter()
+            .filter_map(|(book, defs)| Some((book.upgrade()?.version, Arc::clone(defs))))
+            .collect();
+        older_books.sort_unstable_by_key(|&(version, _)| version);
+        let mut auctions: Vec<(PingId, u64, Auction)> = self
             .auctions
             .iter()
-            .map(|(&ping_id, auction)| (ping_id, auction.book.version, auction.as_ref()))
+            .map(|(&ping_id, auction)| (ping_id, auction.book.version, Auction::clone(auction)))
             .collect();
         auctions.sort_unstable_by_key(|&(ping_id, _, _)| ping_id);
-        if let Some(&(ping_id, version, _)) = auctions.iter().find(|&&(_, version, _)| {
-            version != self.book.version && older.binary_search_by_key(&version, |o| o.0).is_err()
-        }) {
+        let known = |version: u64| {
+            version == self.book.version
+                || older_books
+                    .binary_search_by_key(&version, |&(v, _)| v)
+                    .is_ok()
+        };
+        if let Some((ping_id, version, _)) = auctions.iter().find(|(_, v, _)| !known(*v)) {
             return Err(refuse(format!(
                 "auction {ping_id} holds book version {version}, whose definitions are gone"
             )));
         }
-        let state = StateOut {
+        let owned = |entries: Vec<(CampaignId, &CapCounters)>| {
+            entries
+                .into_iter()
+                .map(|(id, counters)| (id, counters.clone()))
+                .collect()
+        };
+        Ok(EngineImage {
             schema: ENGINE_SNAPSHOT_SCHEMA,
             book_version: self.book.version,
-            defs: &self.defs,
-            older_books: older,
-            caps: self.usage.all_caps(&self.book),
-            budgets: self.usage.all_budgets(&self.book),
+            defs: Arc::clone(&self.defs),
+            older_books,
+            caps: owned(self.usage.all_caps(&self.book)),
+            budgets: owned(self.usage.all_budgets(&self.book)),
             last_selected: self.usage.all_last_selected(&self.book),
             selection_stamp: self.selection_stamp,
             next_ping_id: self.next_ping_id,
@@ -162,27 +170,39 @@ impl Engine {
             next_receipt_id: self.next_receipt_id,
             delivery_seq: sorted(&self.delivery_seq),
             auctions,
-            deadlines: &self.timers,
+            deadlines: self.timers.clone(),
             deliveries: sorted(&self.deliveries),
             lead_to_ping: sorted(&self.lead_to_ping),
-            closed: &self.closed,
-            tokens: &self.tokens,
-            fingerprints: &self.fingerprints,
-            contacts: &self.contacts,
-            ledger: &self.ledger,
-        };
-        serde_json::to_vec(&state).map_err(|error| refuse(error.to_string()))
+            closed: self.closed.clone(),
+            tokens: self.tokens.clone(),
+            fingerprints: self.fingerprints.clone(),
+            contacts: self.contacts.clone(),
+            ledger: self.ledger.clone(),
+        })
+    }
+
+    /// The engine's state as snapshot bytes: [`Engine::snapshot_image`], encoded.
+    pub fn snapshot_state(&self) -> Result<Vec<u8>, EngineSnapshotError> {
+        self.snapshot_image()?.encode()
     }
 
     /// An engine with the state of `bytes` (from [`Engine::snapshot_state`]) and `config`:
     /// the books are compiled again from their definitions, and the caches start empty.
     pub fn from_snapshot(config: EngineConfig, bytes: &[u8]) -> Result<Self, EngineSnapshotError> {
-        let state: StateIn =
+        let image: EngineImage =
             serde_json::from_slice(bytes).map_err(|error| refuse(error.to_string()))?;
-        if state.schema != ENGINE_SNAPSHOT_SCHEMA {
+        Self::from_image(config, image)
+    }
+
+    /// An engine with the state of `image` and `config` (see [`Engine::from_snapshot`]).
+    pub fn from_image(
+        config: EngineConfig,
+        image: EngineImage,
+    ) -> Result<Self, EngineSnapshotError> {
+        if image.schema != ENGINE_SNAPSHOT_SCHEMA {
             return Err(refuse(format!(
                 "state schema {} is not this build's {ENGINE_SNAPSHOT_SCHEMA}",
-                state.schema
+                image.schema
             )));
         }
         let mut engine = Self::new(config);
@@ -191,31 +211,29 @@ impl Engine {
                 refuse(format!("book version {version} does not compile: {error}"))
             })
         };
-        if state.book_version != 0 {
-            let book = compile(&state.defs, state.book_version)?;
-            engine.install_book(book, state.defs);
+        if image.book_version != 0 {
+            let book = compile(&image.defs, image.book_version)?;
+            engine.install_book(book, image.defs);
         }
         // Older versions auctions still hold, each compiled once and shared.
         let mut books: FxHashMap<u64, Arc<Book>> = FxHashMap::default();
         books.insert(engine.book.version, Arc::clone(&engine.book));
-        for (version, defs) in state.older_books {
+        for (version, defs) in image.older_books {
             if books.contains_key(&version) {
                 return Err(refuse(format!("book version {version} is listed twice")));
             }
             let book = Arc::new(compile(&defs, version)?);
-            engine
-                .retired_defs
-                .push((Arc::downgrade(&book), Arc::new(defs)));
+            engine.retired_defs.push((Arc::downgrade(&book), defs));
             books.insert(version, book);
         }
-        engine.usage = Usage::restore(&engine.book, state.caps, state.budgets, state.last_selected);
-        engine.selection_stamp = state.selection_stamp;
-        engine.next_ping_id = state.next_ping_id;
-        engine.next_lead_id = state.next_lead_id;
-        engine.next_receipt_id = state.next_receipt_id;
-        engine.delivery_seq = state.delivery_seq.into_iter().collect();
-        engine.auctions.reserve(state.auctions.len());
-        for (ping_id, version, mut auction) in state.auctions {
+        engine.usage = Usage::restore(&engine.book, image.caps, image.budgets, image.last_selected);
+        engine.selection_stamp = image.selection_stamp;
+        engine.next_ping_id = image.next_ping_id;
+        engine.next_lead_id = image.next_lead_id;
+        engine.next_receipt_id = image.next_receipt_id;
+        engine.delivery_seq = image.delivery_seq.into_iter().collect();
+        engine.auctions.reserve(image.auctions.len());
+        for (ping_id, version, mut auction) in image.auctions {
             let Some(book) = books.get(&version) else {
                 return Err(refuse(format!(
                     "auction {ping_id} holds book version {version}, which the snapshot lacks"
@@ -226,14 +244,14 @@ impl Engine {
                 return Err(refuse(format!("auction {ping_id} is listed twice")));
             }
         }
-        engine.timers = state.deadlines;
-        engine.deliveries = state.deliveries.into_iter().collect();
-        engine.lead_to_ping = state.lead_to_ping.into_iter().collect();
-        engine.closed = state.closed;
-        engine.tokens = state.tokens;
-        engine.fingerprints = state.fingerprints;
-        engine.contacts = state.contacts;
-        engine.ledger = state.ledger;
+        engine.timers = image.deadlines;
+        engine.deliveries = image.deliveries.into_iter().collect();
+        engine.lead_to_ping = image.lead_to_ping.into_iter().collect();
+        engine.closed = image.closed;
+        engine.tokens = image.tokens;
+        engine.fingerprints = image.fingerprints;
+        engine.contacts = image.contacts;
+        engine.ledger = image.ledger;
         Ok(engine)
     }
 }
