@@ -8,12 +8,15 @@
 mod journal_util;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use journal_util::{MS, Note, T0, copy_dir, note, segments};
 use pingpost::journal::format::{BatchView, Lsn};
 use pingpost::journal::scan::{TornTailMode, scan};
-use pingpost::journal::{Journal, JournalConfig, JournalError, JournalRecord, SyncPolicy};
+use pingpost::journal::{
+    Journal, JournalConfig, JournalError, JournalRecord, SyncFault, SyncPolicy,
+};
 
 fn config(sync: SyncPolicy) -> JournalConfig {
     JournalConfig::new(sync, 0x5A17)
@@ -418,6 +421,62 @@ fn the_writer_stops_for_good_at_its_first_error_and_says_why() {
             .is_some_and(|text| text.contains("LSN 3"))
     );
     assert!(writer.flush_and_close().is_err());
+}
+
+#[test]
+fn a_failed_sync_stops_the_writer_for_good_and_is_never_retried() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The third sync fails as an EIO from the disk would; any later one would succeed.
+    let syncs = Arc::new(AtomicU64::new(0));
+    let mut config = config(SyncPolicy::Always);
+    let counter = Arc::clone(&syncs);
+    config.sync_fault = Some(SyncFault::new(move |_| {
+        if counter.fetch_add(1, Ordering::SeqCst) + 1 == 3 {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        Ok(())
+    }));
+    let fatal = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&fatal);
+    config.on_fatal = Some(Arc::new(move |error: &JournalError| {
+        *slot.lock().expect("lock") = Some(error.to_string());
+    }));
+    let (mut writer, _) = Journal::open::<Note>(dir.path(), config).expect("open");
+    for n in 1..=2 {
+        writer.append(note(n)).expect("append");
+        writer.wait_durable(n).expect("durable");
+    }
+    writer.append(note(3)).expect("append");
+    let error = writer
+        .wait_durable(3)
+        .expect_err("the sync of record 3 failed");
+    assert!(matches!(error, JournalError::Io { .. }), "{error:?}");
+    assert_eq!(writer.durable_lsn(), 2, "record 3 is not durable");
+    assert!(
+        writer.append(note(4)).is_err(),
+        "a stopped writer takes nothing"
+    );
+    assert!(
+        writer.flush_and_close().is_err(),
+        "closing does not sync again"
+    );
+    assert_eq!(
+        syncs.load(Ordering::SeqCst),
+        3,
+        "the failed sync was retried"
+    );
+    let said = fatal
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("the daemon was told");
+    assert!(said.contains("sync"), "{said}");
+
+    // Recovery reads what reached the file: everything durable, whole batches only.
+    let recovery = Journal::recover::<Note>(dir.path()).expect("recover");
+    let recovered = lsns(&recovery.events);
+    assert!(recovered.starts_with(&[1, 2]), "{recovered:?}");
+    assert!(recovered.len() <= 3, "{recovered:?}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,11 +25,12 @@ use pingpost::bookgen::SplitMix64;
 use pingpost::client::Client;
 use pingpost::engine::events::Event;
 use pingpost::engine::machine::{Engine, EngineConfig};
-use pingpost::journal::Journal;
+use pingpost::journal::{Journal, SyncFault};
 use pingpost::protocol::{
     Attributes, Country, LeadView, Ping, PingOutcome, PingSaleMode, Post, PostOutcome, PostalCode,
     Symbol,
 };
+use pingpost::server::config::FsyncPolicy;
 
 fn now_us() -> u64 {
     u64::try_from(
@@ -426,4 +427,60 @@ async fn sigterm_answers_what_is_in_flight_flushes_the_journal_and_exits_zero() 
     assert!(every_event(dir.path()).iter().any(
         |(_, event)| matches!(event, Event::SaleCommitted { lead_id, .. } if *lead_id == lead)
     ));
+}
+
+#[tokio::test]
+async fn a_failed_journal_sync_stops_the_daemon_and_a_restart_recovers_everything_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    // The disk starts failing on demand: every sync after the switch fails as EIO would.
+    let failing = Arc::new(AtomicBool::new(false));
+    let failed_syncs = Arc::new(AtomicU64::new(0));
+    let mut faulty = config(dir.path());
+    faulty.fsync = FsyncPolicy::Always;
+    let (switch, count) = (Arc::clone(&failing), Arc::clone(&failed_syncs));
+    faulty.journal_sync_fault = Some(SyncFault::new(move |_| {
+        if switch.load(Ordering::SeqCst) {
+            count.fetch_add(1, Ordering::SeqCst);
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        Ok(())
+    }));
+    let mut server = pingpost::server::start(faulty).await.unwrap();
+    let seller = server_util::seller(server.addr).await;
+    let mut sold = Vec::new();
+    for n in 1..=3 {
+        sold.push(sell(&seller, n).await.expect("sold"));
+    }
+
+    failing.store(true, Ordering::SeqCst);
+    // Nothing whose record could not be made durable is acknowledged as sold.
+    let unsold = tokio::time::timeout(WAIT, sell(&seller, 4)).await.unwrap();
+    assert_eq!(unsold, None, "a sale acknowledged without a durable record");
+    let why = tokio::time::timeout(WAIT, server.failed()).await.unwrap();
+    assert!(why.contains("sync"), "{why}");
+    // The failed sync is never retried: a retry that succeeded could claim durability for
+    // pages the kernel already dropped.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(failed_syncs.load(Ordering::SeqCst), 1);
+    let _ = seller.close().await;
+    drop(server);
+
+    // Recovery takes over on the same journal: every acknowledged sale is there, each lead
+    // waiting for its buyer under its original number.
+    let server = pingpost::server::start(config(dir.path())).await.unwrap();
+    let buyer = server_util::buyer(server.addr, 203, 0).await;
+    let mut incoming = buyer.incoming().unwrap();
+    let delivered: Vec<(u64, u64)> = pick_up(&mut incoming, sold.len())
+        .await
+        .into_iter()
+        .map(|(seq, lead, _)| (seq, lead))
+        .collect();
+    let expected: Vec<(u64, u64)> = sold
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, lead))| (i as u64 + 1, lead))
+        .collect();
+    assert_eq!(delivered, expected);
+    let _ = buyer.close().await;
+    server.shutdown().await.unwrap();
 }

@@ -38,7 +38,7 @@ pub use record::JournalRecord;
 pub use scan::{Head, TornTail};
 pub use writer::{
     DurableCallback, FatalCallback, JournalConfig, JournalWriter, SnapshotTicket, StateEncoder,
-    SyncPolicy,
+    SyncFault, SyncPolicy,
 };
 
 use crate::engine::events::Event;

@@ -87,6 +87,33 @@ pub type DurableCallback = Arc<dyn Fn(Lsn) + Send + Sync>;
 /// Called on the writer thread with the error that stopped it.
 pub type FatalCallback = Arc<dyn Fn(&JournalError) + Send + Sync>;
 
+/// Fault injection for the writer's syncs: called on the writer thread before each
+/// `fdatasync` of a segment with the segment's path; an error it returns stands for that
+/// sync's failure, exactly as an `EIO` from the disk would (the sync itself is then not made).
+/// Crash and failure tests set it to prove what the daemon does when the disk fails; the daemon
+/// never does.
+#[derive(Clone)]
+pub struct SyncFault(Arc<SyncCheck>);
+
+/// What a [`SyncFault`] calls: `Err` fails the sync of the segment at the path.
+type SyncCheck = dyn Fn(&Path) -> std::io::Result<()> + Send + Sync;
+
+impl SyncFault {
+    pub fn new(check: impl Fn(&Path) -> std::io::Result<()> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(check))
+    }
+
+    fn check(&self, path: &Path) -> std::io::Result<()> {
+        (self.0)(path)
+    }
+}
+
+impl std::fmt::Debug for SyncFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncFault")
+    }
+}
+
 /// How the journal writes. [`JournalConfig::new`] gives the limits of `src/limits.rs`.
 #[derive(Clone)]
 pub struct JournalConfig {
@@ -102,6 +129,8 @@ pub struct JournalConfig {
     pub snapshots_kept: usize,
     pub on_durable: Option<DurableCallback>,
     pub on_fatal: Option<FatalCallback>,
+    /// Fault injection for failure tests (see [`SyncFault`]); `None` in the daemon.
+    pub sync_fault: Option<SyncFault>,
 }
 
 impl JournalConfig {
@@ -114,6 +143,7 @@ impl JournalConfig {
             snapshots_kept: JOURNAL_SNAPSHOTS_KEPT,
             on_durable: None,
             on_fatal: None,
+            sync_fault: None,
         }
     }
 }
@@ -127,6 +157,7 @@ impl std::fmt::Debug for JournalConfig {
             .field("snapshots_kept", &self.snapshots_kept)
             .field("on_durable", &self.on_durable.is_some())
             .field("on_fatal", &self.on_fatal.is_some())
+            .field("sync_fault", &self.sync_fault.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -648,6 +679,11 @@ impl<P: JournalRecord> Writer<P> {
 
     fn sync(&mut self) -> Result<(), JournalError> {
         if self.unsynced {
+            if let Some(fault) = &self.config.sync_fault {
+                fault
+                    .check(&self.segment.path)
+                    .map_err(|e| JournalError::io("sync", &self.segment.path, e))?;
+            }
             self.segment
                 .file
                 .sync_data()

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth;
 use crate::engine::book::AdminChange;
+use crate::journal::SyncFault;
 pub use crate::journal::SyncPolicy as FsyncPolicy;
 use crate::limits::{
     CONNECTIONS_MAX, FRAME_LENGTH_MAX, IN_FLIGHT_MAX, LISTEN_ADDR_DEFAULT,
@@ -128,6 +129,9 @@ pub struct ServerConfig {
     pub admins: Vec<(u64, String)>,
     /// Loaded into an empty journal.
     pub book: Vec<AdminChange>,
+    /// Fault injection for failure tests: makes the journal's syncs fail as a failing disk
+    /// would ([`SyncFault`]). Never read from a configuration file; `None` otherwise.
+    pub journal_sync_fault: Option<SyncFault>,
 }
 
 impl ConfigFile {
@@ -216,6 +220,7 @@ impl ConfigFile {
             snapshot_every_records: self.snapshot_every_records,
             admins,
             book,
+            journal_sync_fault: None,
         })
     }
 }

@@ -14,8 +14,8 @@ use crate::engine::events::Event;
 use crate::engine::types::BuyerId;
 use crate::journal::scan::{TornTailMode, scan};
 use crate::journal::{
-    Journal, JournalConfig, JournalError, JournalWriter, SnapshotTicket, SyncPolicy, TornTail,
-    decode_record, os_salt_seed,
+    Journal, JournalConfig, JournalError, JournalWriter, SnapshotTicket, SyncFault, SyncPolicy,
+    TornTail, decode_record, os_salt_seed,
 };
 use crate::protocol::LeadDelivery;
 
@@ -132,12 +132,14 @@ impl EventLog for WriterLog {
 pub fn open(
     dir: &Path,
     sync: SyncPolicy,
+    sync_fault: Option<SyncFault>,
     wake: Sender<u64>,
     load_snapshot: impl FnOnce(u64, Vec<u8>) -> Result<(), String>,
     mut visit: impl FnMut(&Event),
 ) -> Result<Opened, String> {
     let salt_seed = os_salt_seed().map_err(|error| format!("no OS randomness: {error}"))?;
     let mut config = JournalConfig::new(sync, salt_seed);
+    config.sync_fault = sync_fault;
     config.on_durable = Some(std::sync::Arc::new(move |lsn| {
         // A full channel already holds a wake-up; the exchange reads the watermark itself.
         let _ = wake.try_send(lsn);

@@ -112,6 +112,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let opened = journal_log::open(
         &config.journal_dir,
         config.fsync,
+        config.journal_sync_fault.clone(),
         durable_tx,
         |_, state| {
             let restored = snapshot::decode(
