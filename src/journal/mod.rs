@@ -26,6 +26,7 @@ pub mod format;
 pub mod record;
 pub mod scan;
 pub mod snapshot;
+mod syncer;
 pub mod writer;
 
 use std::collections::BTreeMap;

@@ -26,6 +26,7 @@ use super::format::{
 use super::record::JournalRecord;
 use super::scan::{Head, TailSegment, sync_dir};
 use super::snapshot::write_snapshot_file;
+use super::syncer::Syncer;
 use crate::engine::events::Event;
 use crate::limits::{
     JOURNAL_BATCH_BYTES_MAX, JOURNAL_BATCH_RECORDS_MAX, JOURNAL_QUEUE_LEN,
@@ -103,7 +104,7 @@ impl SyncFault {
         Self(Arc::new(check))
     }
 
-    fn check(&self, path: &Path) -> std::io::Result<()> {
+    pub(crate) fn check(&self, path: &Path) -> std::io::Result<()> {
         (self.0)(path)
     }
 }
@@ -254,6 +255,7 @@ impl<P: JournalRecord> JournalWriter<P> {
             watermark.store(head.lsn, Ordering::Release);
         }
         let (sender, receiver) = crossbeam_channel::bounded(config.queue_len.max(1));
+        let syncer = start_syncer(dir, &config, &shared, head.lsn)?;
         let writer = Writer {
             dir: dir.to_path_buf(),
             receiver,
@@ -265,6 +267,7 @@ impl<P: JournalRecord> JournalWriter<P> {
             unsynced: false,
             last_sync: Instant::now(),
             snapshot_thread: None,
+            syncer,
             config,
         };
         let thread = std::thread::Builder::new()
@@ -427,7 +430,8 @@ impl<P: JournalRecord> Drop for JournalWriter<P> {
 #[derive(Debug)]
 struct OpenSegment {
     path: PathBuf,
-    file: File,
+    /// Shared with the sync thread, which syncs it while this thread writes.
+    file: Arc<File>,
     header: SegmentHeader,
     len: u64,
     first_day: Option<u64>,
@@ -441,7 +445,7 @@ impl OpenSegment {
             .map_err(|e| JournalError::io("open for appending", &tail.path, e))?;
         Ok(Self {
             path: tail.path,
-            file,
+            file: Arc::new(file),
             header: tail.header,
             len: tail.len,
             first_day: tail.first_day,
@@ -475,7 +479,7 @@ impl OpenSegment {
         sync_dir(dir)?;
         Ok(Self {
             path,
-            file,
+            file: Arc::new(file),
             header,
             len: SEGMENT_HEADER_LEN as u64,
             first_day: None,
@@ -515,6 +519,8 @@ struct Writer<P> {
     unsynced: bool,
     last_sync: Instant,
     snapshot_thread: Option<JoinHandle<()>>,
+    /// Makes written batches durable beside this thread (see [`super::syncer`]).
+    syncer: Syncer,
 }
 
 impl<P: JournalRecord> Writer<P> {
@@ -530,13 +536,10 @@ impl<P: JournalRecord> Writer<P> {
                 Ok(self.head)
             }
             Err(error) => {
-                // The daemon hears of it first (to begin shutting down), then waiters wake.
-                let _ = self.shared.fatal.set(error.clone());
-                if let Some(on_fatal) = &self.config.on_fatal {
-                    on_fatal(&error);
-                }
-                self.shared.stopped.store(true, Ordering::Release);
-                self.shared.notify();
+                // A failed sync was reported by the sync thread already: the first error is
+                // the one that counts.
+                let error = self.syncer.failed().unwrap_or(error);
+                stop_for_good(&self.shared, self.config.on_fatal.as_ref(), &error);
                 Err(error)
             }
         }
@@ -634,7 +637,7 @@ impl<P: JournalRecord> Writer<P> {
         }
         let (bytes, hash) = self.batch.seal(&self.head.hash, self.segment.header.salt);
         let written = bytes.len() as u64;
-        if let Err(error) = self.segment.file.write_all(bytes) {
+        if let Err(error) = (&*self.segment.file).write_all(bytes) {
             return Err(JournalError::io("write", &self.segment.path, error));
         }
         self.segment.len += written;
@@ -661,7 +664,12 @@ impl<P: JournalRecord> Writer<P> {
     fn commit(&mut self) -> Result<(), JournalError> {
         self.write_batch()?;
         match self.config.sync {
-            SyncPolicy::Always => self.sync(),
+            // The sync thread makes it durable and publishes; meanwhile this thread goes on
+            // with the next batch.
+            SyncPolicy::Always => {
+                self.syncer
+                    .request(&self.segment.file, &self.segment.path, self.head.lsn)
+            }
             SyncPolicy::Interval { ms } => {
                 if self.last_sync.elapsed() >= Duration::from_millis(u64::from(ms)) {
                     self.sync()
@@ -677,41 +685,29 @@ impl<P: JournalRecord> Writer<P> {
         }
     }
 
+    /// Makes everything written durable and waits for it, whatever the policy.
     fn sync(&mut self) -> Result<(), JournalError> {
+        self.syncer
+            .sync(&self.segment.file, &self.segment.path, self.head.lsn)?;
         if self.unsynced {
-            if let Some(fault) = &self.config.sync_fault {
-                fault
-                    .check(&self.segment.path)
-                    .map_err(|e| JournalError::io("sync", &self.segment.path, e))?;
-            }
-            self.segment
-                .file
-                .sync_data()
-                .map_err(|e| JournalError::io("sync", &self.segment.path, e))?;
             self.unsynced = false;
             self.last_sync = Instant::now();
-            self.shared.synced.store(self.head.lsn, Ordering::Release);
         }
-        self.publish();
+        // Under `always` the sync thread publishes each sync itself.
+        if self.config.sync != SyncPolicy::Always {
+            self.publish();
+        }
         Ok(())
     }
 
     /// Advances the durability watermark to what the policy promises, wakes waiters and tells
     /// the daemon.
     fn publish(&self) {
-        let durable = match self.config.sync {
-            SyncPolicy::Always => self.shared.synced.load(Ordering::Acquire),
-            SyncPolicy::Interval { .. } | SyncPolicy::Never => {
-                self.shared.written.load(Ordering::Acquire)
-            }
-        };
-        let before = self.shared.durable.swap(durable, Ordering::AcqRel);
-        if durable > before {
-            self.shared.notify();
-            if let Some(on_durable) = &self.config.on_durable {
-                on_durable(durable);
-            }
-        }
+        publish(
+            &self.shared,
+            self.config.sync,
+            self.config.on_durable.as_ref(),
+        );
     }
 
     /// Seals the current segment (synced, whatever the policy) and starts the next.
@@ -762,4 +758,60 @@ impl<P: JournalRecord> Writer<P> {
         self.snapshot_thread = Some(thread);
         Ok(())
     }
+}
+
+/// Advances the durability watermark to what `policy` promises, wakes waiters and tells the
+/// daemon. Called by the writer thread, and under `always` by the sync thread alone.
+fn publish(shared: &Shared, policy: SyncPolicy, on_durable: Option<&DurableCallback>) {
+    let durable = match policy {
+        SyncPolicy::Always => shared.synced.load(Ordering::Acquire),
+        SyncPolicy::Interval { .. } | SyncPolicy::Never => shared.written.load(Ordering::Acquire),
+    };
+    let before = shared.durable.fetch_max(durable, Ordering::AcqRel);
+    if durable > before {
+        shared.notify();
+        if let Some(on_durable) = on_durable {
+            on_durable(durable);
+        }
+    }
+}
+
+/// Records the error that stops the journal: the daemon hears of it first (to begin shutting
+/// down), then waiters wake. Only the first error is reported.
+fn stop_for_good(shared: &Shared, on_fatal: Option<&FatalCallback>, error: &JournalError) {
+    if shared.fatal.set(error.clone()).is_ok() {
+        if let Some(on_fatal) = on_fatal {
+            on_fatal(error);
+        }
+    }
+    shared.stopped.store(true, Ordering::Release);
+    shared.notify();
+}
+
+/// Starts the sync thread; each sync it makes advances `synced` (and under `always` the
+/// durability watermark), and a failed one stops the journal.
+fn start_syncer(
+    dir: &Path,
+    config: &JournalConfig,
+    shared: &Arc<Shared>,
+    synced: Lsn,
+) -> Result<Syncer, JournalError> {
+    let shared = Arc::clone(shared);
+    let policy = config.sync;
+    let on_durable = config.on_durable.clone();
+    let on_fatal = config.on_fatal.clone();
+    Syncer::start(
+        synced,
+        config.sync_fault.clone(),
+        Box::new(move |outcome| match outcome {
+            Ok(lsn) => {
+                shared.synced.fetch_max(lsn, Ordering::AcqRel);
+                if policy == SyncPolicy::Always {
+                    publish(&shared, policy, on_durable.as_ref());
+                }
+            }
+            Err(error) => stop_for_good(&shared, on_fatal.as_ref(), error),
+        }),
+    )
+    .map_err(|e| JournalError::io("start the sync thread for", dir, e))
 }
