@@ -1,7 +1,9 @@
 //! The group-commit writer: one OS thread owns the open segment. The engine thread hands it
 //! records through a bounded channel (backpressure, not unbounded memory); the writer drains
 //! whatever is queued, serializes it into one batch, writes it with one call and syncs per
-//! policy, then publishes the durability watermark.
+//! policy, then publishes the durability watermark. The `fdatasync` itself runs on the sync
+//! thread ([`super::syncer`]): under `always` the writer only asks for it and goes on with the
+//! next batch, and the sync thread publishes the watermark when the device has the bytes.
 //!
 //! A failed write or sync is never retried: after a failed `fdatasync` the kernel may have
 //! dropped the dirty pages, so a retry that succeeds would claim durability for bytes that are
@@ -83,12 +85,14 @@ impl std::fmt::Display for SyncPolicy {
     }
 }
 
-/// Called on the writer thread with the new durability watermark after it advances.
+/// Called with the new durability watermark after it advances: on the writer thread, or under
+/// `always` on the sync thread (one thread per policy, so calls never overlap).
 pub type DurableCallback = Arc<dyn Fn(Lsn) + Send + Sync>;
-/// Called on the writer thread with the error that stopped it.
+/// Called once, with the error that stopped the journal: on the writer thread, or on the sync
+/// thread for a failed sync.
 pub type FatalCallback = Arc<dyn Fn(&JournalError) + Send + Sync>;
 
-/// Fault injection for the writer's syncs: called on the writer thread before each
+/// Fault injection for the journal's syncs: called on the sync thread before each
 /// `fdatasync` of a segment with the segment's path; an error it returns stands for that
 /// sync's failure, exactly as an `EIO` from the disk would (the sync itself is then not made).
 /// Crash and failure tests set it to prove what the daemon does when the disk fails; the daemon
