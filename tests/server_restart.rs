@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pingpost::bookgen::SplitMix64;
-use pingpost::client::Client;
+use pingpost::client::{Client, Incoming};
 use pingpost::engine::events::Event;
 use pingpost::engine::machine::{Engine, EngineConfig};
 use pingpost::journal::{Journal, SyncFault};
@@ -98,6 +98,28 @@ async fn sell_lead(seller: &Client, n: u64, lead: Ping<'static>) -> Option<(u64,
     }
 }
 
+/// Picks up (and accepts) the `sold` leads (lead number, lead id) as the connected `buyer`, and
+/// checks each came once, in order, under delivery numbers 1, 2, 3 and so on. Returns the
+/// buyer's incoming stream, for what is delivered next.
+async fn assert_delivered_in_order(buyer: &Client, sold: &[(u64, u64)]) -> Incoming {
+    let mut incoming = buyer.incoming().unwrap();
+    let delivered: Vec<(u64, u64)> = pick_up(&mut incoming, sold.len())
+        .await
+        .into_iter()
+        .map(|(seq, lead, _)| (seq, lead))
+        .collect();
+    let expected: Vec<(u64, u64)> = sold
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, lead))| (i as u64 + 1, lead))
+        .collect();
+    assert_eq!(
+        delivered, expected,
+        "each lead once, with its original number"
+    );
+    incoming
+}
+
 #[tokio::test]
 async fn an_orderly_restart_keeps_the_ledger_and_the_deliveries_still_to_pick_up() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,21 +139,7 @@ async fn an_orderly_restart_keeps_the_ledger_and_the_deliveries_still_to_pick_up
     assert_eq!(server.recovered_records, 0);
     // The stored buyer (203, Los Angeles) was never connected: its five leads wait for it.
     let buyer = server_util::buyer(server.addr, 203, 0).await;
-    let mut incoming = buyer.incoming().unwrap();
-    let delivered: Vec<(u64, u64)> = pick_up(&mut incoming, sold.len())
-        .await
-        .into_iter()
-        .map(|(seq, lead, _)| (seq, lead))
-        .collect();
-    let expected: Vec<(u64, u64)> = sold
-        .iter()
-        .enumerate()
-        .map(|(i, &(_, lead))| (i as u64 + 1, lead))
-        .collect();
-    assert_eq!(
-        delivered, expected,
-        "each lead once, with its original number"
-    );
+    let _incoming = assert_delivered_in_order(&buyer, &sold).await;
     // New leads continue the numbering: no id is reused after a restart.
     let seller = server_util::seller(server.addr).await;
     let (_, lead) = sell(&seller, 6).await.expect("sold after restart");
@@ -469,18 +477,7 @@ async fn a_failed_journal_sync_stops_the_daemon_and_a_restart_recovers_everythin
     // waiting for its buyer under its original number.
     let server = pingpost::server::start(config(dir.path())).await.unwrap();
     let buyer = server_util::buyer(server.addr, 203, 0).await;
-    let mut incoming = buyer.incoming().unwrap();
-    let delivered: Vec<(u64, u64)> = pick_up(&mut incoming, sold.len())
-        .await
-        .into_iter()
-        .map(|(seq, lead, _)| (seq, lead))
-        .collect();
-    let expected: Vec<(u64, u64)> = sold
-        .iter()
-        .enumerate()
-        .map(|(i, &(_, lead))| (i as u64 + 1, lead))
-        .collect();
-    assert_eq!(delivered, expected);
+    let _incoming = assert_delivered_in_order(&buyer, &sold).await;
     let _ = buyer.close().await;
     server.shutdown().await.unwrap();
 }
