@@ -33,7 +33,8 @@
 //!
 //! Run: `cargo bench --bench auction`. `PINGPOST_BENCH_QUICK=1` runs 10,000 auctions per size
 //! instead of 100,000; `PINGPOST_BENCH_AUCTIONS=n` sets the count; `PINGPOST_BENCH_SIZES=1k,10k`
-//! picks sizes (a number is a campaign count).
+//! picks sizes (a number is a campaign count); `PINGPOST_BENCH_EVALUATE_EVERY=1` evaluates every
+//! matched campaign instead of walking the ping tree (`EngineConfig::evaluate_every_campaign`).
 
 // A bench: a failed setup should stop it loudly, and its small casts are of known ranges.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
@@ -100,6 +101,9 @@ struct Row {
     to_fallback: u64,
     rejected: u64,
     matched: u64,
+    /// Matched campaigns the auction evaluated or listed (the rest the ping tree's walk never
+    /// reached).
+    evaluated: u64,
     eligible: u64,
     matched_per_ping: Histogram<u64>,
     auction_ns: Histogram<u64>,
@@ -112,6 +116,16 @@ struct Row {
     snapshot_copy: Duration,
     snapshot_encode: Duration,
     snapshot_load: Duration,
+}
+
+/// The engine's settings: the defaults, or with `PINGPOST_BENCH_EVALUATE_EVERY=1` every matched
+/// campaign evaluated instead of the ping tree's walk (for comparing the two in one sitting).
+fn config() -> EngineConfig {
+    EngineConfig {
+        evaluate_every_campaign: std::env::var_os("PINGPOST_BENCH_EVALUATE_EVERY")
+            .is_some_and(|v| v != "0"),
+        ..EngineConfig::default()
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -166,7 +180,7 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
         index_bytes as f64 / f64::from(1 << 20),
     );
 
-    let mut engine = Engine::new(EngineConfig::default());
+    let mut engine = Engine::new(config());
     let load = install_book(&mut engine, changes);
     let rss_bytes_loaded = rss_bytes();
     let started = Instant::now();
@@ -201,6 +215,7 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
         to_fallback: 0,
         rejected: 0,
         matched: 0,
+        evaluated: 0,
         eligible: 0,
         matched_per_ping: Histogram::new_with_bounds(1, 1 << 24, 3).unwrap(),
         auction_ns: histogram(),
@@ -295,10 +310,13 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
                     candidates,
                     offers,
                     excluded,
+                    not_reached,
                     ..
                 } if measured => {
-                    let matched = (candidates.len() + offers.len() + excluded.len()) as u64;
+                    let evaluated = (candidates.len() + offers.len() + excluded.len()) as u64;
+                    let matched = evaluated + u64::from(not_reached);
                     row.matched += matched;
+                    row.evaluated += evaluated;
                     row.eligible += (candidates.len() + offers.len()) as u64;
                     row.matched_per_ping.saturating_record(matched.max(1));
                 }
@@ -324,7 +342,7 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
     drop(image);
     row.snapshot_bytes = state.len();
     let started = Instant::now();
-    let loaded = Engine::from_snapshot(EngineConfig::default(), &state).unwrap();
+    let loaded = Engine::from_snapshot(config(), &state).unwrap();
     row.snapshot_load = started.elapsed();
     assert_eq!(loaded.state_digest(), engine.state_digest());
     row.no_sale
@@ -410,13 +428,14 @@ fn print_tables(rows: &[Row]) {
     println!();
     println!("Auction outcomes, and posts and timeouts (µs)");
     println!(
-        "{:>5} {:>6} {:>9} {:>6} {:>8} {:>14} {:>9} {:>13} {:>16}",
+        "{:>5} {:>6} {:>9} {:>6} {:>8} {:>14} {:>9} {:>9} {:>13} {:>16}",
         "size",
         "sold%",
         "fallback%",
         "rej%",
         "matched",
         "matched p50/99",
+        "evaluated",
         "eligible",
         "post p50/99",
         "timeout p50/99"
@@ -424,7 +443,7 @@ fn print_tables(rows: &[Row]) {
     for row in rows {
         let pings = row.auctions.max(1) as f64;
         println!(
-            "{:>5} {:>6.1} {:>9.1} {:>6.1} {:>8.1} {:>14} {:>9.1} {:>13} {:>16}",
+            "{:>5} {:>6.1} {:>9.1} {:>6.1} {:>8.1} {:>14} {:>9.1} {:>9.1} {:>13} {:>16}",
             row.label,
             row.sold as f64 * 100.0 / pings,
             row.to_fallback as f64 * 100.0 / pings,
@@ -435,6 +454,7 @@ fn print_tables(rows: &[Row]) {
                 row.matched_per_ping.value_at_quantile(0.5),
                 row.matched_per_ping.value_at_quantile(0.99)
             ),
+            row.evaluated as f64 / pings,
             row.eligible as f64 / pings,
             format!("{:.1}/{:.1}", us(&row.post_ns, 0.5), us(&row.post_ns, 0.99)),
             format!(
@@ -481,7 +501,8 @@ fn print_tables(rows: &[Row]) {
     println!();
     println!(
         "matched: campaigns the territory index returned for a ping (its exclusions included); \
-         eligible: those that passed every check and were priced; ns/match: mean latency over \
+         evaluated: those the auction evaluated or listed (the ping tree's walk never reaches \
+         the rest); eligible: those that passed every check and were priced; ns/match: mean latency over \
          mean matched; fallback%: pings sold only to fallback campaigns; rej%: refused before \
          the auction (repeated consumers)."
     );

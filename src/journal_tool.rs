@@ -344,6 +344,7 @@ fn ping_of(event: &Event) -> Option<u64> {
         | Event::Posted { ping_id, .. }
         | Event::CascadeReserved { ping_id, .. }
         | Event::CascadeSkipped { ping_id, .. }
+        | Event::RunnersUpRanked { ping_id, .. }
         | Event::Delivered { ping_id, .. }
         | Event::SaleCommitted { ping_id, .. }
         | Event::SaleFailed { ping_id, .. }
@@ -367,6 +368,7 @@ fn describe(event: &Event) -> String {
             offers,
             excluded,
             direct,
+            not_reached,
             ..
         } => {
             let mut out = format!(
@@ -408,6 +410,12 @@ fn describe(event: &Event) -> String {
                     reason(x.reason.0)
                 ));
             }
+            if *not_reached > 0 {
+                out.push_str(&format!(
+                    "\n    not evaluated: {not_reached} more campaigns: {}",
+                    reason(ErrorCode::EXCLUDED_NOT_REACHED.0)
+                ));
+            }
             out
         }
         Event::BidReceived {
@@ -431,11 +439,17 @@ fn describe(event: &Event) -> String {
                     runners_up,
                     payouts,
                     expires_at,
+                    runners_up_later,
                 } => {
                     let mut out = format!(
-                        "auction resolved: {} sale, offer expires {}",
+                        "auction resolved: {} sale, offer expires {}{}",
                         mode(sale_mode),
-                        time(*expires_at)
+                        time(*expires_at),
+                        if *runners_up_later {
+                            "; runners-up ranked if a cascade needs them"
+                        } else {
+                            ""
+                        }
                     );
                     for (i, w) in winners.iter().enumerate() {
                         out.push_str(&format!(
@@ -508,6 +522,31 @@ fn describe(event: &Event) -> String {
             reason: code,
             ..
         } => format!("cascade skipped campaign {campaign}: {}", reason(code.0)),
+        Event::RunnersUpRanked {
+            runners_up,
+            excluded,
+            ..
+        } => {
+            let mut out = format!("runners-up ranked for the cascade: {}", runners_up.len());
+            for (i, r) in runners_up.iter().enumerate() {
+                out.push_str(&format!(
+                    "\n    runner-up {}: campaign {} (buyer {}, tier {}) at {}",
+                    i + 1,
+                    r.campaign,
+                    r.buyer,
+                    r.tier,
+                    money(r.price)
+                ));
+            }
+            for x in excluded {
+                out.push_str(&format!(
+                    "\n    excluded: campaign {}: {}",
+                    x.campaign,
+                    reason(x.reason.0)
+                ));
+            }
+            out
+        }
         Event::Delivered {
             lead_id,
             campaign,

@@ -17,7 +17,7 @@ use rustc_hash::FxHashSet;
 
 use super::book::CompiledCampaign;
 use super::types::{BuyerId, CampaignId, CampaignIx};
-use crate::protocol::SaleMode;
+use crate::protocol::{CampaignRole, Money, Pricing, SaleMode};
 
 /// The book's masks over its campaigns; see the module documentation.
 #[derive(Debug, Default)]
@@ -31,17 +31,55 @@ pub struct Availability {
     exclusive: Box<[u64]>,
     /// The campaign buys shared sales.
     shared: Box<[u64]>,
+    /// The campaign bids live (its price comes from its buyer, per ping).
+    live: Box<[u64]>,
+    /// The campaign is a fallback: it buys only what the primary campaigns leave.
+    fallback: Box<[u64]>,
+    /// Per tier used by a campaign of the book, ascending: the campaigns in that tier.
+    tiers: Box<[(u8, Box<[u64]>)]>,
+    /// By `CampaignIx`: the fixed price for an exclusive sale, `None` for a campaign that bids
+    /// live or does not buy exclusive; the ping tree's walk ranks by it (see
+    /// [`Self::fixed_price`]).
+    exclusive_price: Box<[Option<Money>]>,
+    /// The same for a shared sale.
+    shared_price: Box<[Option<Money>]>,
 }
 
 impl Availability {
     /// The masks of `campaigns`, which are in `CampaignIx` order.
     pub fn build(campaigns: &[CompiledCampaign]) -> Self {
         let words = campaigns.len().div_ceil(64);
+        let mut tiers: Vec<u8> = campaigns.iter().map(|campaign| campaign.tier).collect();
+        tiers.sort_unstable();
+        tiers.dedup();
+        let fixed = |mode: SaleMode| -> Box<[Option<Money>]> {
+            campaigns
+                .iter()
+                .map(|campaign| match campaign.pricing {
+                    Pricing::Fixed {
+                        exclusive_price,
+                        shared_price,
+                    } if campaign.sale_modes.contains(mode) => Some(match mode {
+                        SaleMode::Exclusive => exclusive_price,
+                        SaleMode::Shared => shared_price,
+                    }),
+                    _ => None,
+                })
+                .collect()
+        };
         let mut availability = Self {
             ids: campaigns.iter().map(|campaign| campaign.id).collect(),
             active: vec![0; words].into_boxed_slice(),
             exclusive: vec![0; words].into_boxed_slice(),
             shared: vec![0; words].into_boxed_slice(),
+            live: vec![0; words].into_boxed_slice(),
+            fallback: vec![0; words].into_boxed_slice(),
+            tiers: tiers
+                .into_iter()
+                .map(|tier| (tier, vec![0; words].into_boxed_slice()))
+                .collect(),
+            exclusive_price: fixed(SaleMode::Exclusive),
+            shared_price: fixed(SaleMode::Shared),
         };
         for (at, campaign) in campaigns.iter().enumerate() {
             debug_assert_eq!(campaign.ix.0 as usize, at, "campaigns in index order");
@@ -60,8 +98,60 @@ impl Availability {
                 &mut availability.shared,
                 campaign.sale_modes.contains(SaleMode::Shared),
             );
+            set(
+                &mut availability.live,
+                matches!(campaign.pricing, Pricing::LiveBid { .. }),
+            );
+            set(
+                &mut availability.fallback,
+                campaign.role == CampaignRole::Fallback,
+            );
+            // Every tier of a campaign is listed: the list was built from them.
+            if let Some((_, mask)) = availability
+                .tiers
+                .iter_mut()
+                .find(|(tier, _)| *tier == campaign.tier)
+            {
+                set(mask, true);
+            }
         }
         availability
+    }
+
+    /// Word `word` of the campaigns that bid live.
+    #[inline]
+    pub fn live(&self, word: u32) -> u64 {
+        self.live[word as usize]
+    }
+
+    /// Word `word` of the fallback campaigns.
+    #[inline]
+    pub fn fallback(&self, word: u32) -> u64 {
+        self.fallback[word as usize]
+    }
+
+    /// The tiers the book's campaigns use, ascending, each with its mask of campaigns.
+    pub fn tiers(&self) -> impl Iterator<Item = (u8, &[u64])> {
+        self.tiers.iter().map(|(tier, mask)| (*tier, &mask[..]))
+    }
+
+    /// The campaign's fixed price for `mode`: `None` when it bids live or does not buy `mode`.
+    #[inline]
+    pub fn fixed_price(&self, ix: CampaignIx, mode: SaleMode) -> Option<Money> {
+        match mode {
+            SaleMode::Exclusive => self.exclusive_price[ix.0 as usize],
+            SaleMode::Shared => self.shared_price[ix.0 as usize],
+        }
+    }
+
+    /// How many campaigns the book has.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the book has no campaign.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 
     /// The id of the campaign at `ix`.
@@ -87,7 +177,9 @@ impl Availability {
 
     /// Heap bytes of the masks, for the book's memory report.
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val::<[CampaignId]>(&self.ids) + 3 * std::mem::size_of_val(&*self.active)
+        std::mem::size_of_val::<[CampaignId]>(&self.ids)
+            + (5 + self.tiers.len()) * std::mem::size_of_val(&*self.active)
+            + 2 * std::mem::size_of_val::<[Option<Money>]>(&self.exclusive_price)
     }
 }
 

@@ -124,6 +124,10 @@ pub enum Resolution {
         /// The seller's payout for each winner, in `winners`' order.
         payouts: Vec<Money>,
         expires_at: TimeUs,
+        /// The ping tree stopped at its winners, so `runners_up` is empty: a cascade that needs
+        /// a runner-up ranks them first ([`Event::RunnersUpRanked`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        runners_up_later: bool,
     },
     /// No buyer: the reason code the seller gets.
     NoSale { reason: u16 },
@@ -168,6 +172,11 @@ pub enum Event {
         excluded: Vec<Excluded>,
         /// The ping came as a `DIRECT_POST`: the contact record follows at once.
         direct: bool,
+        /// How many campaigns the territory matched that the ping tree never evaluated, because
+        /// it had its winners first (`EXCLUDED_NOT_REACHED`); they are in neither `candidates`
+        /// nor `excluded`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        not_reached: u32,
     },
     /// A live campaign answered an offer in time: a bid, or none with a reason.
     BidReceived {
@@ -187,6 +196,16 @@ pub enum Event {
     },
     /// The offer expired before the seller posted: reservations are released.
     PingExpired { at: TimeUs, ping_id: PingId },
+    /// A cascade needed a runner-up of an auction whose ping tree stopped at its winners
+    /// (`runners_up_later`): every matched campaign but those that held the lead was evaluated
+    /// now and ranked for the sale mode sold, primaries first, then fallbacks.
+    RunnersUpRanked {
+        at: TimeUs,
+        ping_id: PingId,
+        runners_up: Vec<Award>,
+        /// The campaigns left out, with why.
+        excluded: Vec<Excluded>,
+    },
     /// The seller posted the contact record; the lead exists.
     Posted {
         at: TimeUs,
@@ -260,6 +279,7 @@ impl Event {
             | Self::BidReceived { at, .. }
             | Self::AuctionResolved { at, .. }
             | Self::PingExpired { at, .. }
+            | Self::RunnersUpRanked { at, .. }
             | Self::Posted { at, .. }
             | Self::CascadeReserved { at, .. }
             | Self::CascadeSkipped { at, .. }
@@ -269,6 +289,16 @@ impl Event {
             | Self::LeadSettled { at, .. } => *at,
         }
     }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// The code of a reason, for events that name one.

@@ -8,7 +8,8 @@
 //! the handoff, so a caller that journals every event it has polled before it sends an output
 //! keeps invariant 4 (the record is durable before the contact leaves the process).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::sync::{Arc, Weak};
 
 use rustc_hash::FxHashMap;
@@ -26,12 +27,14 @@ use super::preping::{check_consent, check_contact, check_view, contact_hashes};
 use super::territory::TerritoryMatches;
 use super::types::{BuyerId, CampaignId, CampaignIx, Exclusion, SellerId, TimeUs, VerticalIx};
 use super::usage::{CampaignRef, Usage};
-use crate::limits::{AUCTION_RUNNERS_UP_MAX, TRACE_EVENTS_MAX, TRACE_EXCLUSIONS_LISTED_MAX};
+use crate::limits::{
+    AUCTION_RUNNERS_UP_MAX, SHARED_BUYERS_MAX, TRACE_EVENTS_MAX, TRACE_EXCLUSIONS_LISTED_MAX,
+};
 use crate::protocol::{
     AuctionLost, AuctionWon, CampaignRole, Consent, Contact, DeliveryOutcome, ErrorCode, Hash32,
     LeadDelivery, LeadView, Money, Ping, PingOffer, PingOutcome, PingResult, PingSaleMode,
-    PostOutcome, PostResult, Pricing, Receipt, SaleMode, Trace, TraceEvent, TraceEventKind,
-    TraceKey,
+    PostOutcome, PostResult, Pricing, Receipt, SaleMode, Strategy, Trace, TraceEvent,
+    TraceEventKind, TraceKey,
 };
 
 mod snapshot;
@@ -53,6 +56,11 @@ pub struct EngineConfig {
     pub deadline_margin_ms: u32,
     /// The shortest `timeout_ms` a ping may carry: less leaves no time to ask anyone.
     pub ping_timeout_min_ms: u32,
+    /// Evaluate every matched campaign of every auction instead of walking the ping tree only
+    /// as far as its winners: each trace then gives every campaign's own reason (never
+    /// `EXCLUDED_NOT_REACHED`) and runners-up are ranked when the auction resolves, at a cost
+    /// linear in the matched campaigns. The sale is the same either way.
+    pub evaluate_every_campaign: bool,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +70,7 @@ impl Default for EngineConfig {
             post_window_ms: crate::limits::POST_WINDOW_MS,
             deadline_margin_ms: crate::limits::DEADLINE_MARGIN_MS,
             ping_timeout_min_ms: crate::limits::PING_TIMEOUT_MIN_MS,
+            evaluate_every_campaign: false,
         }
     }
 }
@@ -175,6 +184,13 @@ struct Auction {
     history: Vec<Step>,
     lead_id: LeadId,
     runners_up: VecDeque<Award>,
+    /// The ping tree stopped at the winners: `runners_up` are ranked when a cascade first
+    /// needs one ([`Event::RunnersUpRanked`]).
+    #[serde(default)]
+    runners_up_later: bool,
+    /// The campaigns that held this lead: the winners, then each one the cascade reserved.
+    #[serde(default)]
+    awarded: Vec<CampaignId>,
     /// Campaigns left out while bidding (when the auction opened, and refused bids), for a
     /// no-sale's reason; emptied at resolution. The trace keeps every exclusion in `history`.
     excluded: Vec<Excluded>,
@@ -187,7 +203,10 @@ struct Auction {
 #[derive(Clone, Copy)]
 struct LeadInHand<'a> {
     seller: &'a CompiledSeller,
-    ping: &'a Ping<'a>,
+    /// The sale modes the seller takes.
+    sale_mode: PingSaleMode,
+    /// The seller's floor for the lead's vertical.
+    floor: Money,
     attributes: &'a LeadAttributes<'a>,
     hashes: &'a [Hash32],
     /// Some buyer bought this consumer within the longest look-back kept: only then can a
@@ -296,6 +315,7 @@ pub struct Engine {
     /// Resolution's candidates with the prices that still fit, primaries and fallbacks.
     primaries: Vec<Candidate>,
     fallbacks: Vec<Candidate>,
+    walk: WalkScratch,
 }
 
 /// How much one more lead of a campaign may cost: the headroom of its caps and of its buyer's
@@ -331,6 +351,91 @@ struct Decision<'a> {
     /// Exclusions recorded before resolution (when the auction opened, refused bids): with
     /// the resolution's own, they give a no-sale its reason.
     earlier: &'a [Excluded],
+    /// The ping tree's walk stopped at the winners: rank no runners-up now (a cascade ranks
+    /// them when it needs one).
+    winners_only: bool,
+}
+
+/// What evaluating an auction's matched campaigns found.
+#[derive(Debug, Default)]
+struct Priced {
+    /// Campaigns with a price (fixed), as `PingOpened` records them.
+    candidates: Vec<Candidate>,
+    /// Live campaigns to ask for a bid.
+    offers: Vec<OfferRecord>,
+    excluded: Vec<Excluded>,
+    /// Campaigns none of whose prices fit their caps or budget.
+    late_excluded: Vec<Excluded>,
+    /// The candidates with the prices that fit, primaries and fallbacks.
+    primaries: Vec<Candidate>,
+    fallbacks: Vec<Candidate>,
+}
+
+impl Priced {
+    fn clear(&mut self) {
+        self.candidates.clear();
+        self.offers.clear();
+        self.excluded.clear();
+        self.late_excluded.clear();
+        self.primaries.clear();
+        self.fallbacks.clear();
+    }
+}
+
+/// What the ping tree's walk learned of one campaign: the prices it can buy at (those that
+/// fit its room; none when it was excluded) and its buyer, under the walk's stamp.
+#[derive(Debug, Clone, Copy, Default)]
+struct WalkMemo {
+    stamp: u64,
+    exclusive_price: Option<Money>,
+    shared_price: Option<Money>,
+    buyer: BuyerId,
+}
+
+impl WalkMemo {
+    /// Whether the campaign can be sold this mode at the floor.
+    fn buys(&self, mode: SaleMode, floor: Money) -> bool {
+        match mode {
+            SaleMode::Exclusive => self.exclusive_price,
+            SaleMode::Shared => self.shared_price,
+        }
+        .is_some_and(|price| price >= floor)
+    }
+}
+
+/// The ping tree walk's reused buffers (a cache: nothing in them outlives one auction).
+#[derive(Debug, Default)]
+struct WalkScratch {
+    /// Increases by one per walk, so that no memo of an earlier walk is read.
+    stamp: u64,
+    /// By `CampaignIx` of the current book.
+    memo: Vec<WalkMemo>,
+    /// The matched campaigns the book's masks let through: (word, bits).
+    words: Vec<(u32, u64)>,
+    /// Those they keep out: (word, bits, active word, admitted word).
+    unavailable: Vec<(u32, u64, u64, u64)>,
+    /// Those of one tier and group.
+    members: Vec<(u32, u64)>,
+    /// One tier's campaigns for one sale mode, best first: (least recently selected for round
+    /// robin, price, campaign id reversed, index).
+    ranked: BinaryHeap<(u64, Money, Reverse<CampaignId>, u32)>,
+}
+
+/// Room the walk makes up front for the campaigns it evaluates (its exclusions and candidates
+/// move into the event, so each auction allocates them anew): most walks evaluate fewer, and a
+/// longer one grows the list.
+const WALK_EXCLUSIONS_RESERVED: usize = 16;
+
+/// The first of the book's checks a matched campaign fails, from its bit in the masks of the
+/// active campaigns and of those the seller admits (else it is the sale mode).
+fn book_exclusion(bit: u64, active: u64, admits: u64) -> Exclusion {
+    if active & bit == 0 {
+        Exclusion::Paused
+    } else if admits & bit == 0 {
+        Exclusion::Blocked
+    } else {
+        Exclusion::SaleMode
+    }
 }
 
 fn ms_until(now: TimeUs, deadline: TimeUs) -> u32 {
@@ -429,6 +534,7 @@ impl Engine {
             filter_stamp: 0,
             primaries: Vec::new(),
             fallbacks: Vec::new(),
+            walk: WalkScratch::default(),
         }
     }
 
@@ -577,6 +683,7 @@ impl Engine {
                 &auction.phase,
             ))
             .hash(&mut hasher);
+            (auction.runners_up_later, &auction.awarded).hash(&mut hasher);
         }
         // `timers` is left out: it is an index over the auctions' deadlines, which are hashed
         // above; `handle_timeout` prunes entries that no longer match a phase.
@@ -795,29 +902,20 @@ impl Engine {
         let mut matches = std::mem::take(&mut self.matches);
         book.territory
             .lookup(vertical, ping.lead.country, postal.as_str(), &mut matches);
-        // Sized once: every matched campaign lands in exactly one of these.
-        let mut excluded: Vec<Excluded> =
-            Vec::with_capacity(matches.excluded.len() + matches.included.len());
-        excluded.extend(matches.excluded.iter().map(|&ix| Excluded {
-            campaign: book.campaign(ix).id,
-            reason: Exclusion::Territory.into(),
-        }));
         let floor = seller.floor(vertical);
         let bid_deadline = now
             + u64::from(
                 ping.timeout_ms
                     .saturating_sub(self.config.deadline_margin_ms),
             ) * US_PER_MS;
-        let mut candidates = Vec::with_capacity(matches.included.len());
-        let mut offers = Vec::new();
-        // What resolution sees if no live campaign is asked, so that it resolves in this call
-        // against the very state checked here: each fixed price that still fits, split into
-        // primaries and fallbacks, and the campaigns none of whose prices fit.
-        let mut primaries = std::mem::take(&mut self.primaries);
-        let mut fallbacks = std::mem::take(&mut self.fallbacks);
-        primaries.clear();
-        fallbacks.clear();
-        let mut late_excluded = Vec::new();
+        let ping_id = self.next_ping_id + 1;
+        let selection = selection_request(
+            self.config.seed,
+            ping_id,
+            ping.sale_mode,
+            ping.shared_buyers_max,
+            floor,
+        );
         // The lead's attributes, decoded once for every candidate's filters, and a new stamp
         // for the answers of the book's distinct filters (0 is never a stamp, so the answers
         // a new book's filters start with are not read).
@@ -826,110 +924,46 @@ impl Engine {
         if self.filter_answers.len() < book.predicate_count() {
             self.filter_answers.resize(book.predicate_count(), 0);
         }
-        // The checks the book alone decides, 64 campaigns at a time: a campaign failing one is
-        // excluded for the first it fails (paused, blocked, sale mode) without its definition
-        // being read; the others go on to the checks that need the lead and the counters.
-        let availability = &book.availability;
-        let mut admitted = seller.admitted();
-        let takes_exclusive = allows(ping.sale_mode, SaleMode::Exclusive);
-        let takes_shared = allows(ping.sale_mode, SaleMode::Shared);
         let lead = LeadInHand {
             seller,
-            ping,
+            sale_mode: ping.sale_mode,
+            floor,
             attributes: &attributes,
             hashes: &hashes,
             bought_before: self.contacts.any_purchase(&hashes),
             now,
         };
-        for &(word, bits) in &matches.included_words {
-            let active = availability.active(word);
-            let admits = admitted.word(word);
-            let sells = availability.sells(word, takes_exclusive, takes_shared);
-            let available = bits & active & admits & sells;
-            let mut rest = bits;
-            while rest != 0 {
-                let bit = rest & rest.wrapping_neg();
-                rest ^= bit;
-                let ix = CampaignIx(word * 64 + bit.trailing_zeros());
-                if available & bit == 0 {
-                    let exclusion = if active & bit == 0 {
-                        Exclusion::Paused
-                    } else if admits & bit == 0 {
-                        Exclusion::Blocked
-                    } else {
-                        Exclusion::SaleMode
-                    };
-                    debug_assert_eq!(
-                        Self::book_checks(book.campaign(ix), &lead),
-                        Err(exclusion),
-                        "the masks agree with the definition"
-                    );
-                    excluded.push(Excluded {
-                        campaign: availability.id(ix),
-                        reason: exclusion.into(),
-                    });
-                    continue;
-                }
-                let campaign = book.campaign(ix);
-                debug_assert_eq!(Self::book_checks(campaign, &lead), Ok(()));
-                let room = match self.eligibility(&book, campaign, &lead) {
-                    Ok(room) => room,
-                    Err(exclusion) => {
-                        excluded.push(Excluded {
-                            campaign: campaign.id,
-                            reason: exclusion.into(),
-                        });
-                        continue;
-                    }
-                };
-                match campaign.pricing {
-                    Pricing::Fixed { .. } => {
-                        let exclusive = fixed_price(campaign, SaleMode::Exclusive)
-                            .filter(|_| allows(ping.sale_mode, SaleMode::Exclusive));
-                        let shared = fixed_price(campaign, SaleMode::Shared)
-                            .filter(|_| allows(ping.sale_mode, SaleMode::Shared));
-                        let candidate = self.candidate(campaign, exclusive, shared, now);
-                        candidates.push(candidate);
-                        if let Some(refused) =
-                            sort_priced(campaign, candidate, &room, &mut primaries, &mut fallbacks)
-                        {
-                            late_excluded.push(refused);
-                        }
-                    }
-                    Pricing::LiveBid { bid_max, .. } => {
-                        if bid_max < floor {
-                            excluded.push(Excluded {
-                                campaign: campaign.id,
-                                reason: Exclusion::BelowFloor.into(),
-                            });
-                            continue;
-                        }
-                        // A live campaign is asked for one sale mode: exclusive when both the
-                        // seller and the campaign take it, else shared.
-                        let sale_mode = if allows(ping.sale_mode, SaleMode::Exclusive)
-                            && campaign.sale_modes.contains(SaleMode::Exclusive)
-                        {
-                            SaleMode::Exclusive
-                        } else {
-                            SaleMode::Shared
-                        };
-                        let price_floor = match campaign.pricing {
-                            Pricing::LiveBid { bid_min, .. } => bid_min.max(floor),
-                            Pricing::Fixed { .. } => floor,
-                        };
-                        offers.push(OfferRecord {
-                            campaign: campaign.id,
-                            buyer: campaign.buyer,
-                            sale_mode,
-                            price_floor,
-                        });
-                    }
-                }
-            }
+        // What resolution sees if no live campaign is asked, so that it resolves in this call
+        // against the very state checked here: each fixed price that still fits, split into
+        // primaries and fallbacks, and the campaigns none of whose prices fit.
+        let mut priced = Priced {
+            primaries: std::mem::take(&mut self.primaries),
+            fallbacks: std::mem::take(&mut self.fallbacks),
+            ..Priced::default()
+        };
+        priced.clear();
+        // The ping tree's walk evaluates campaigns in rank order and stops at the winners; when
+        // it cannot decide (a live campaign must be asked, or nobody buys), every matched
+        // campaign is evaluated.
+        let walked = if self.config.evaluate_every_campaign {
+            None
+        } else {
+            self.walk_ping_tree(&book, vertical, &matches, &lead, &selection, &mut priced)
+        };
+        if walked.is_none() {
+            priced.clear();
+            self.evaluate_matched(&book, &matches, &lead, &mut priced);
         }
         self.matches = matches;
+        let Priced {
+            candidates,
+            offers,
+            excluded,
+            late_excluded,
+            primaries,
+            fallbacks,
+        } = priced;
 
-        let ping_id = self.next_ping_id + 1;
         // With nobody to ask, the auction is decided now: before its opening is recorded,
         // which changes no cap, budget or round-robin stamp that the decision reads.
         let decided = offers.is_empty().then(|| {
@@ -937,14 +971,9 @@ impl Engine {
                 book: &book,
                 seller: seller_id,
                 vertical: Some(vertical),
-                request: selection_request(
-                    self.config.seed,
-                    ping_id,
-                    ping.sale_mode,
-                    ping.shared_buyers_max,
-                    floor,
-                ),
+                request: selection,
                 earlier: &excluded,
+                winners_only: walked.is_some(),
             };
             self.decide(now, &decision, &primaries, &fallbacks, late_excluded)
         });
@@ -967,6 +996,7 @@ impl Engine {
             offers,
             excluded,
             direct: is_direct,
+            not_reached: walked.unwrap_or(0),
         });
         if let Some(contact) = direct {
             self.pending.contacts.insert(ping_id, contact);
@@ -998,6 +1028,375 @@ impl Engine {
         }
     }
 
+    /// Evaluates every campaign the territory matched, in campaign order: each gets its
+    /// price(s), its offer (a live campaign) or its exclusion.
+    fn evaluate_matched(
+        &mut self,
+        book: &Book,
+        matches: &TerritoryMatches,
+        lead: &LeadInHand<'_>,
+        out: &mut Priced,
+    ) {
+        // Sized once: every matched campaign lands in one of these.
+        out.excluded
+            .reserve(matches.excluded.len() + matches.included.len());
+        out.candidates.reserve(matches.included.len());
+        out.excluded
+            .extend(matches.excluded.iter().map(|&ix| Excluded {
+                campaign: book.campaign(ix).id,
+                reason: Exclusion::Territory.into(),
+            }));
+        // The checks the book alone decides, 64 campaigns at a time: a campaign failing one is
+        // excluded for the first it fails (paused, blocked, sale mode) without its definition
+        // being read; the others go on to the checks that need the lead and the counters.
+        let availability = &book.availability;
+        let mut admitted = lead.seller.admitted();
+        let takes_exclusive = allows(lead.sale_mode, SaleMode::Exclusive);
+        let takes_shared = allows(lead.sale_mode, SaleMode::Shared);
+        for &(word, bits) in &matches.included_words {
+            let active = availability.active(word);
+            let admits = admitted.word(word);
+            let sells = availability.sells(word, takes_exclusive, takes_shared);
+            let available = bits & active & admits & sells;
+            let mut rest = bits;
+            while rest != 0 {
+                let bit = rest & rest.wrapping_neg();
+                rest ^= bit;
+                let ix = CampaignIx(word * 64 + bit.trailing_zeros());
+                if available & bit == 0 {
+                    let exclusion = book_exclusion(bit, active, admits);
+                    debug_assert_eq!(
+                        Self::book_checks(book.campaign(ix), lead),
+                        Err(exclusion),
+                        "the masks agree with the definition"
+                    );
+                    out.excluded.push(Excluded {
+                        campaign: availability.id(ix),
+                        reason: exclusion.into(),
+                    });
+                    continue;
+                }
+                self.evaluate_one(book, book.campaign(ix), lead, out);
+            }
+        }
+    }
+
+    /// Evaluates one matched campaign that passed [`Self::book_checks`]: a fixed-price one
+    /// becomes a candidate (and a primary or fallback with the prices that fit its room), a
+    /// live one an offer, the others an exclusion.
+    fn evaluate_one(
+        &mut self,
+        book: &Book,
+        campaign: &CompiledCampaign,
+        lead: &LeadInHand<'_>,
+        out: &mut Priced,
+    ) {
+        debug_assert_eq!(Self::book_checks(campaign, lead), Ok(()));
+        let floor = lead.floor;
+        let room = match self.eligibility(book, campaign, lead) {
+            Ok(room) => room,
+            Err(exclusion) => {
+                out.excluded.push(Excluded {
+                    campaign: campaign.id,
+                    reason: exclusion.into(),
+                });
+                return;
+            }
+        };
+        let sale_mode = lead.sale_mode;
+        match campaign.pricing {
+            Pricing::Fixed { .. } => {
+                let exclusive = fixed_price(campaign, SaleMode::Exclusive)
+                    .filter(|_| allows(sale_mode, SaleMode::Exclusive));
+                let shared = fixed_price(campaign, SaleMode::Shared)
+                    .filter(|_| allows(sale_mode, SaleMode::Shared));
+                let candidate = self.candidate(book, campaign, exclusive, shared, lead.now);
+                out.candidates.push(candidate);
+                if let Some(refused) = sort_priced(
+                    campaign,
+                    candidate,
+                    &room,
+                    &mut out.primaries,
+                    &mut out.fallbacks,
+                ) {
+                    out.late_excluded.push(refused);
+                }
+            }
+            Pricing::LiveBid {
+                bid_min, bid_max, ..
+            } => {
+                if bid_max < floor {
+                    out.excluded.push(Excluded {
+                        campaign: campaign.id,
+                        reason: Exclusion::BelowFloor.into(),
+                    });
+                    return;
+                }
+                // A live campaign is asked for one sale mode: exclusive when both the seller
+                // and the campaign take it, else shared.
+                let sale_mode = if allows(sale_mode, SaleMode::Exclusive)
+                    && campaign.sale_modes.contains(SaleMode::Exclusive)
+                {
+                    SaleMode::Exclusive
+                } else {
+                    SaleMode::Shared
+                };
+                out.offers.push(OfferRecord {
+                    campaign: campaign.id,
+                    buyer: campaign.buyer,
+                    sale_mode,
+                    price_floor: bid_min.max(floor),
+                });
+            }
+        }
+    }
+
+    /// The ping tree's walk (see `ARCHITECTURE.md`, "The ping tree's walk"): evaluates the
+    /// matched campaigns in rank order, tier by tier, primaries before fallbacks, and stops
+    /// once the deciding tier's winners and the runner-up that prices them are known. Returns
+    /// how many matched campaigns it never evaluated, or `None` when it cannot decide alone: a
+    /// live campaign must be asked for a bid, or no tier has a campaign that can buy (the
+    /// caller then evaluates every matched campaign, so that a no-sale lists every reason).
+    ///
+    /// Why the result is the one evaluating everything would give: a tier passed over had no
+    /// campaign that can buy at the floor (each was evaluated); in the deciding tier the
+    /// walk takes each sale mode's campaigns in the strategy's order, so the candidates it
+    /// hands selection hold that order's first entries up to the runner-up after the
+    /// winners, and selection reads no further. A weighted tier's draws depend on every
+    /// campaign that can buy, so a weighted tier is evaluated whole.
+    fn walk_ping_tree(
+        &mut self,
+        book: &Book,
+        vertical: VerticalIx,
+        matches: &TerritoryMatches,
+        lead: &LeadInHand<'_>,
+        request: &SelectionRequest,
+        out: &mut Priced,
+    ) -> Option<u32> {
+        let availability = &book.availability;
+        let mut admitted = lead.seller.admitted();
+        let takes_exclusive = allows(lead.sale_mode, SaleMode::Exclusive);
+        let takes_shared = allows(lead.sale_mode, SaleMode::Shared);
+        let mut words = std::mem::take(&mut self.walk.words);
+        let mut unavailable = std::mem::take(&mut self.walk.unavailable);
+        words.clear();
+        unavailable.clear();
+        let mut available_count = 0;
+        let mut unavailable_count = 0;
+        for &(word, bits) in &matches.included_words {
+            let active = availability.active(word);
+            let admits = admitted.word(word);
+            let available =
+                bits & active & admits & availability.sells(word, takes_exclusive, takes_shared);
+            if available & availability.live(word) != 0 {
+                self.walk.words = words;
+                self.walk.unavailable = unavailable;
+                return None;
+            }
+            if available != 0 {
+                available_count += available.count_ones();
+                words.push((word, available));
+            }
+            if bits & !available != 0 {
+                unavailable_count += (bits & !available).count_ones() as usize;
+                unavailable.push((word, bits & !available, active, admits));
+            }
+        }
+        // The book's own exclusions are listed as evaluating everything lists them: the masks
+        // give them without reading a campaign. Sized once: the list moves into the event.
+        out.excluded
+            .reserve(matches.excluded.len() + unavailable_count + WALK_EXCLUSIONS_RESERVED);
+        out.excluded
+            .extend(matches.excluded.iter().map(|&ix| Excluded {
+                campaign: availability.id(ix),
+                reason: Exclusion::Territory.into(),
+            }));
+        for &(word, bits, active, admits) in &unavailable {
+            let mut rest = bits;
+            while rest != 0 {
+                let bit = rest & rest.wrapping_neg();
+                rest ^= bit;
+                let ix = CampaignIx(word * 64 + bit.trailing_zeros());
+                out.excluded.push(Excluded {
+                    campaign: availability.id(ix),
+                    reason: book_exclusion(bit, active, admits).into(),
+                });
+            }
+        }
+        self.walk.unavailable = unavailable;
+        out.candidates.reserve(WALK_EXCLUSIONS_RESERVED);
+
+        self.walk.stamp += 1;
+        if self.walk.memo.len() < availability.len() {
+            self.walk
+                .memo
+                .resize(availability.len(), WalkMemo::default());
+        }
+        let mut members = std::mem::take(&mut self.walk.members);
+        let mut evaluated = 0;
+        let mut decided = false;
+        'groups: for fallback in [false, true] {
+            for (tier, mask) in availability.tiers() {
+                members.clear();
+                for &(word, available) in &words {
+                    let group = availability.fallback(word);
+                    let group = if fallback { group } else { !group };
+                    let bits = available & mask[word as usize] & group;
+                    if bits != 0 {
+                        members.push((word, bits));
+                    }
+                }
+                if members.is_empty() {
+                    continue;
+                }
+                let strategy = book.vertical(vertical).strategy_of(tier);
+                let mut found = false;
+                if strategy == Strategy::Weighted {
+                    for &(word, bits) in &members {
+                        let mut rest = bits;
+                        while rest != 0 {
+                            let ix = CampaignIx(word * 64 + rest.trailing_zeros());
+                            rest &= rest - 1;
+                            let memo = self.walk_evaluate(book, ix, lead, out, &mut evaluated);
+                            found |= memo.buys(SaleMode::Exclusive, request.floor)
+                                || memo.buys(SaleMode::Shared, request.floor);
+                        }
+                    }
+                } else {
+                    for (mode, taken) in [
+                        (SaleMode::Exclusive, takes_exclusive),
+                        (SaleMode::Shared, takes_shared),
+                    ] {
+                        if taken {
+                            let winners_max = match mode {
+                                SaleMode::Exclusive => 1,
+                                SaleMode::Shared => usize::from(request.shared_buyers_max),
+                            };
+                            found |= self.walk_tier(
+                                book,
+                                &members,
+                                strategy,
+                                mode,
+                                winners_max,
+                                lead,
+                                request.floor,
+                                out,
+                                &mut evaluated,
+                            );
+                        }
+                    }
+                }
+                if found {
+                    decided = true;
+                    break 'groups;
+                }
+            }
+        }
+        self.walk.words = words;
+        self.walk.members = members;
+        decided.then(|| available_count - evaluated)
+    }
+
+    /// Walks one tier's campaigns for one sale mode in the strategy's order (every strategy
+    /// but weighted: with fixed prices, answered at the ping's time, the order is price
+    /// descending then campaign id, after least recently selected first for round robin) until
+    /// `winners_max` winners of distinct buyers and the runner-up after them are found. Whether
+    /// a winner was found.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_tier(
+        &mut self,
+        book: &Book,
+        members: &[(u32, u64)],
+        strategy: Strategy,
+        mode: SaleMode,
+        winners_max: usize,
+        lead: &LeadInHand<'_>,
+        floor: Money,
+        out: &mut Priced,
+        evaluated: &mut u32,
+    ) -> bool {
+        let availability = &book.availability;
+        let mut ranked = std::mem::take(&mut self.walk.ranked).into_vec();
+        ranked.clear();
+        for &(word, bits) in members {
+            let mut rest = bits;
+            while rest != 0 {
+                let ix = CampaignIx(word * 64 + rest.trailing_zeros());
+                rest &= rest - 1;
+                let Some(price) = availability.fixed_price(ix, mode) else {
+                    continue;
+                };
+                if price < floor {
+                    continue;
+                }
+                let least_recent = if strategy == Strategy::RoundRobin {
+                    debug_assert!(
+                        std::ptr::eq(book, &*self.book),
+                        "walks use the current book"
+                    );
+                    u64::MAX - self.usage.last_selected_at(ix)
+                } else {
+                    0
+                };
+                ranked.push((least_recent, price, Reverse(availability.id(ix)), ix.0));
+            }
+        }
+        let mut ranked = BinaryHeap::from(ranked);
+        let mut buyers = [0; SHARED_BUYERS_MAX as usize];
+        let mut winners = 0;
+        while let Some((.., ix)) = ranked.pop() {
+            let memo = self.walk_evaluate(book, CampaignIx(ix), lead, out, evaluated);
+            if !memo.buys(mode, floor) {
+                continue;
+            }
+            let buyer_won = buyers[..winners].contains(&memo.buyer);
+            if winners < winners_max && !buyer_won {
+                buyers[winners] = memo.buyer;
+                winners += 1;
+            } else if !(mode == SaleMode::Shared && buyer_won) {
+                // The runner-up that prices the winners (second price): the walk ends here.
+                break;
+            }
+        }
+        self.walk.ranked = ranked;
+        winners > 0
+    }
+
+    /// Evaluates a campaign once per walk ([`Self::evaluate_one`]), and what it can buy at.
+    fn walk_evaluate(
+        &mut self,
+        book: &Book,
+        ix: CampaignIx,
+        lead: &LeadInHand<'_>,
+        out: &mut Priced,
+        evaluated: &mut u32,
+    ) -> WalkMemo {
+        let stamp = self.walk.stamp;
+        let memo = self.walk.memo[ix.0 as usize];
+        if memo.stamp == stamp {
+            return memo;
+        }
+        let campaign = book.campaign(ix);
+        let (primaries, fallbacks) = (out.primaries.len(), out.fallbacks.len());
+        self.evaluate_one(book, campaign, lead, out);
+        *evaluated += 1;
+        let kept = if out.primaries.len() > primaries {
+            out.primaries.last()
+        } else if out.fallbacks.len() > fallbacks {
+            out.fallbacks.last()
+        } else {
+            None
+        };
+        let memo = WalkMemo {
+            stamp,
+            exclusive_price: kept.and_then(|c| c.exclusive_price),
+            shared_price: kept.and_then(|c| c.shared_price),
+            buyer: campaign.buyer,
+        };
+        self.walk.memo[ix.0 as usize] = memo;
+        memo
+    }
+
     /// The checks of a matched campaign that the book alone decides, in their order: status,
     /// the seller's lists, the sale mode. The auction reads them from the book's masks
     /// ([`super::availability`]); this is their definition, which debug builds check the
@@ -1009,7 +1408,7 @@ impl Engine {
         if !lead.seller.admits(campaign.buyer) {
             return Err(Exclusion::Blocked);
         }
-        let sale_mode = lead.ping.sale_mode;
+        let sale_mode = lead.sale_mode;
         let sells_mode = (allows(sale_mode, SaleMode::Exclusive)
             && campaign.sale_modes.contains(SaleMode::Exclusive))
             || (allows(sale_mode, SaleMode::Shared)
@@ -1120,14 +1519,16 @@ impl Engine {
 
     fn candidate(
         &self,
+        book: &Book,
         campaign: &CompiledCampaign,
         exclusive_price: Option<Money>,
         shared_price: Option<Money>,
         answered_at: TimeUs,
     ) -> Candidate {
+        // `book` is the auction's: an older version when a cascade ranks runners-up.
         let last_selected =
             self.usage
-                .last_selected(&self.book, &self.book, CampaignRef::Compiled(campaign));
+                .last_selected(&self.book, book, CampaignRef::Compiled(campaign));
         priced(
             campaign,
             exclusive_price,
@@ -1306,6 +1707,7 @@ impl Engine {
                 auction.floor,
             ),
             earlier: &earlier,
+            winners_only: false,
         };
         let direct = auction.direct;
         let (resolution, excluded) = self.decide(now, &decision, &primaries, &fallbacks, excluded);
@@ -1344,18 +1746,23 @@ impl Engine {
                     }
                 }));
             };
-        let selection =
-            self.selector
-                .select_ranked(primaries, strategy, request, AUCTION_RUNNERS_UP_MAX);
+        let runners_up_max = if decision.winners_only {
+            0
+        } else {
+            AUCTION_RUNNERS_UP_MAX
+        };
+        let selection = self
+            .selector
+            .select_ranked(primaries, strategy, request, runners_up_max);
         considered(selection, &mut excluded);
         let primary_outcome = selection.outcome;
         let (mut winners, mut runners_up) = match primary_outcome {
             Outcome::Sale(_) => (selection.winners.clone(), selection.runners_up.clone()),
             Outcome::NoSale(_) => (Vec::new(), Vec::new()),
         };
-        let fallback =
-            self.selector
-                .select_ranked(fallbacks, strategy, request, AUCTION_RUNNERS_UP_MAX);
+        let fallback = self
+            .selector
+            .select_ranked(fallbacks, strategy, request, runners_up_max);
         considered(fallback, &mut excluded);
         let sale = match (primary_outcome, fallback.outcome) {
             (Outcome::Sale(sale_mode), fallback_outcome) => {
@@ -1385,6 +1792,7 @@ impl Engine {
                 winners,
                 runners_up,
                 expires_at: now + u64::from(self.config.post_window_ms) * US_PER_MS,
+                runners_up_later: decision.winners_only,
             },
             None => Resolution::NoSale {
                 reason: no_sale_reason(decision.earlier, &excluded).0,
@@ -1736,6 +2144,9 @@ impl Engine {
                 return false;
             };
             let Some(&award) = auction.runners_up.front() else {
+                if auction.runners_up_later && self.rank_runners_up(now, ping_id) {
+                    continue;
+                }
                 return false;
             };
             let book = Arc::clone(&auction.book);
@@ -1789,6 +2200,111 @@ impl Engine {
             });
             return true;
         }
+    }
+
+    /// Ranks the runners-up of an auction whose ping tree stopped at its winners, when its
+    /// cascade first needs one: every campaign the territory matched is evaluated now, against
+    /// the state now, except the campaigns that held the lead (and for a shared sale their
+    /// buyers' other campaigns), and ranked by the ping tree for the sale mode sold, primaries
+    /// first, then fallbacks, at most `AUCTION_RUNNERS_UP_MAX` of each.
+    /// Whether it ranked them (only a posted lead's cascade does).
+    fn rank_runners_up(&mut self, now: TimeUs, ping_id: PingId) -> bool {
+        let Some(auction) = self.auctions.get(&ping_id) else {
+            return false;
+        };
+        let Phase::Posted { sale_mode, .. } = auction.phase else {
+            return false;
+        };
+        let book = Arc::clone(&auction.book);
+        let lead = auction.lead.clone();
+        let hashes = auction.hashes.clone();
+        let awarded = auction.awarded.clone();
+        let (seller_id, floor) = (auction.seller, auction.floor);
+        let zips = ZipTable::us();
+        let mut runners_up = Vec::new();
+        let mut excluded = Vec::new();
+        let vertical = book.vertical_ix(lead.vertical.as_str());
+        let opened = vertical
+            .zip(book.seller(seller_id))
+            .and_then(|(vertical, seller)| {
+                let rules = &book.vertical(vertical).rules;
+                check_view(rules, &lead, |zip| zips.get(zip).is_some())
+                    .ok()
+                    .map(|postal| (vertical, seller, postal))
+            });
+        if let Some((vertical, seller, postal)) = opened {
+            let mut matches = std::mem::take(&mut self.matches);
+            book.territory
+                .lookup(vertical, lead.country, postal.as_str(), &mut matches);
+            let attributes = LeadAttributes::new(&lead.attributes);
+            self.filter_stamp += 1;
+            if self.filter_answers.len() < book.predicate_count() {
+                self.filter_answers.resize(book.predicate_count(), 0);
+            }
+            let in_hand = LeadInHand {
+                seller,
+                sale_mode: match sale_mode {
+                    SaleMode::Exclusive => PingSaleMode::Exclusive,
+                    SaleMode::Shared => PingSaleMode::Shared,
+                },
+                floor,
+                attributes: &attributes,
+                hashes: &hashes,
+                bought_before: self.contacts.any_purchase(&hashes),
+                now,
+            };
+            let mut priced = Priced::default();
+            self.evaluate_matched(&book, &matches, &in_hand, &mut priced);
+            self.matches = matches;
+            let awarded_buyers: Vec<BuyerId> = awarded
+                .iter()
+                .filter_map(|&campaign| book.campaign_by_id(campaign).map(|c| c.buyer))
+                .collect();
+            // Ranked as an exclusive sale of the sold mode's price: the ping tree's whole
+            // order, one buyer's campaigns included (a cascade skips a buyer holding a slot).
+            let in_line = |candidate: &Candidate| {
+                let held = awarded.contains(&candidate.campaign);
+                let buyer_holds = awarded_buyers.contains(&candidate.buyer);
+                !(held || (sale_mode == SaleMode::Shared && buyer_holds))
+            };
+            let request =
+                selection_request(self.config.seed, ping_id, PingSaleMode::Exclusive, 1, floor);
+            let strategy = |tier: u8| book.vertical(vertical).strategy_of(tier);
+            excluded = priced.excluded;
+            excluded.append(&mut priced.late_excluded);
+            for group in [&priced.primaries, &priced.fallbacks] {
+                let line: Vec<Candidate> = group
+                    .iter()
+                    .filter(|candidate| in_line(candidate))
+                    .map(|candidate| Candidate {
+                        exclusive_price: match sale_mode {
+                            SaleMode::Exclusive => candidate.exclusive_price,
+                            SaleMode::Shared => candidate.shared_price,
+                        },
+                        shared_price: None,
+                        ..*candidate
+                    })
+                    .collect();
+                let selection =
+                    self.selector
+                        .select_ranked(&line, strategy, &request, AUCTION_RUNNERS_UP_MAX);
+                runners_up.extend_from_slice(&selection.winners);
+                runners_up.extend_from_slice(&selection.runners_up);
+                excluded.extend(selection.considered.iter().map(|&(campaign, exclusion)| {
+                    Excluded {
+                        campaign,
+                        reason: exclusion.into(),
+                    }
+                }));
+            }
+        }
+        self.emit(Event::RunnersUpRanked {
+            at: now,
+            ping_id,
+            runners_up,
+            excluded,
+        });
+        true
     }
 
     /// Answers the seller once no slot is awaiting a buyer's answer.
@@ -1983,9 +2499,15 @@ impl Engine {
                 ping_id,
                 offers,
                 excluded,
+                not_reached,
                 ..
             } => {
                 exclusion_steps(at, excluded, &mut steps);
+                if *not_reached > 0 {
+                    let code = Exclusion::NotReached.code().0;
+                    let count = u64::from(*not_reached);
+                    steps.push(Step::new(at, Kind::EXCLUDED, 0, count, code));
+                }
                 steps.extend(
                     offers
                         .iter()
@@ -2067,6 +2589,12 @@ impl Engine {
                     award.price,
                     0,
                 ));
+                *ping_id
+            }
+            Event::RunnersUpRanked {
+                ping_id, excluded, ..
+            } => {
+                exclusion_steps(at, excluded, &mut steps);
                 *ping_id
             }
             Event::CascadeSkipped {
@@ -2232,6 +2760,7 @@ impl Engine {
                 offers,
                 excluded,
                 direct,
+                not_reached: _,
             } => {
                 self.forget_closed(*at);
                 self.next_ping_id = self.next_ping_id.max(*ping_id);
@@ -2268,6 +2797,8 @@ impl Engine {
                         history: vec![Step::new(*at, TraceEventKind::PINGED, *seller, 0, 0)],
                         lead_id: 0,
                         runners_up: VecDeque::new(),
+                        runners_up_later: false,
+                        awarded: Vec::new(),
                         excluded: if offers.is_empty() {
                             Vec::new()
                         } else {
@@ -2354,12 +2885,15 @@ impl Engine {
                         runners_up,
                         payouts,
                         expires_at,
+                        runners_up_later,
                     } => {
                         let mut held = Vec::with_capacity(winners.len());
                         for (award, payout) in winners.iter().zip(payouts) {
                             held.push(self.reserve(&auction.book, *award, *payout, *at));
                         }
                         auction.runners_up = runners_up.iter().copied().collect();
+                        auction.runners_up_later = *runners_up_later;
+                        auction.awarded = winners.iter().map(|award| award.campaign).collect();
                         auction.phase = Phase::Offered {
                             sale_mode: *sale_mode,
                             held,
@@ -2380,6 +2914,7 @@ impl Engine {
                 };
                 self.closed.push_back((*at, *ping_id));
                 auction.runners_up = VecDeque::new();
+                auction.runners_up_later = false;
                 if let Phase::Offered { held, .. } =
                     std::mem::replace(&mut auction.phase, Phase::Closed)
                 {
@@ -2446,6 +2981,7 @@ impl Engine {
                     Some(award.campaign),
                     "cascade out of order"
                 );
+                auction.awarded.push(award.campaign);
                 let book = Arc::clone(&auction.book);
                 let held = self.reserve(&book, *award, *payout, *at);
                 if let Some(Phase::Posted { slots, .. }) =
@@ -2455,6 +2991,16 @@ impl Engine {
                         slot.held = Some(held);
                         slot.state = SlotState::Empty;
                     }
+                }
+            }
+            Event::RunnersUpRanked {
+                ping_id,
+                runners_up,
+                ..
+            } => {
+                if let Some(auction) = self.auctions.get_mut(ping_id) {
+                    auction.runners_up = runners_up.iter().copied().collect();
+                    auction.runners_up_later = false;
                 }
             }
             Event::CascadeSkipped {
@@ -2567,6 +3113,7 @@ impl Engine {
                     }
                     // Nobody is next in line any more; free it for the retention time.
                     auction.runners_up = VecDeque::new();
+                    auction.runners_up_later = false;
                 }
             }
         }

@@ -50,6 +50,9 @@ pub enum Exclusion {
     Timeout,
     /// The campaign does not buy the sale mode the seller asked for.
     SaleMode,
+    /// The ping tree had its winners before it reached the campaign (it ranked below them, or
+    /// sat in a later tier), so it was never evaluated.
+    NotReached,
 }
 
 impl Exclusion {
@@ -68,6 +71,7 @@ impl Exclusion {
             Self::NoBid => ErrorCode::EXCLUDED_NO_BID,
             Self::Timeout => ErrorCode::EXCLUDED_TIMEOUT,
             Self::SaleMode => ErrorCode::EXCLUDED_SALE_MODE,
+            Self::NotReached => ErrorCode::EXCLUDED_NOT_REACHED,
         }
     }
 }

@@ -22,7 +22,7 @@ use rustc_hash::FxHashMap;
 use super::book::{Book, CompiledCampaign};
 use super::caps::{CapCounters, CapLimits};
 use super::clock::LocalTime;
-use super::types::{BuyerId, CampaignId};
+use super::types::{BuyerId, CampaignId, CampaignIx};
 use crate::protocol::Money;
 
 /// A headroom as last computed for one dense entry, and the period keys it holds for.
@@ -330,6 +330,13 @@ impl Usage {
             slot,
             create,
         )
+    }
+
+    /// The stamp of the last win of the current book's campaign at `ix` (the book the usage
+    /// is indexed for); 0 if it never won. The ping tree's walk reads it per campaign.
+    #[inline]
+    pub fn last_selected_at(&self, ix: CampaignIx) -> u64 {
+        self.last_selected.get(ix.0 as usize).copied().unwrap_or(0)
     }
 
     /// The stamp of the campaign's last win; 0 if it never won.

@@ -36,6 +36,7 @@ pub mod event_type {
     pub const SALE_COMMITTED: u16 = 11;
     pub const SALE_FAILED: u16 = 12;
     pub const LEAD_SETTLED: u16 = 13;
+    pub const RUNNERS_UP_RANKED: u16 = 14;
 
     /// The `event` tag of each record type in the JSON payload.
     pub fn name(record_type: u16) -> Option<&'static str> {
@@ -53,6 +54,7 @@ pub mod event_type {
             SALE_COMMITTED => "sale_committed",
             SALE_FAILED => "sale_failed",
             LEAD_SETTLED => "lead_settled",
+            RUNNERS_UP_RANKED => "runners_up_ranked",
             _ => return None,
         })
     }
@@ -78,6 +80,7 @@ impl JournalRecord for Event {
             Self::SaleCommitted { .. } => SALE_COMMITTED,
             Self::SaleFailed { .. } => SALE_FAILED,
             Self::LeadSettled { .. } => LEAD_SETTLED,
+            Self::RunnersUpRanked { .. } => RUNNERS_UP_RANKED,
         }
     }
 

@@ -181,6 +181,9 @@ codes!(ErrorCode {
     EXCLUDED_TIMEOUT = 460,
     /// The campaign does not buy the sale mode asked for (trace).
     EXCLUDED_SALE_MODE = 461,
+    /// The ping tree found its winners before it reached the campaign, which ranked below
+    /// them; it was not evaluated (trace).
+    EXCLUDED_NOT_REACHED = 462,
     /// No ping with that id for this seller.
     UNKNOWN_PING = 500,
     /// The offer expired before the post arrived.
