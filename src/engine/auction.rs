@@ -4,9 +4,9 @@
 //! The caller (the engine) has already left out every campaign that cannot take part
 //! (territory, filters, schedule, caps, budgets, duplicates, no bid, timeout) and hands
 //! [`Selector::select`] the rest as [`Candidate`]s, each with the price it pays per sale mode.
-//! Selection is pure: no clock, no I/O, no global state; its only randomness is a splitmix64
-//! stream seeded from [`SelectionRequest::seed`], so the same input gives the same
-//! [`Selection`] on every machine, whatever the order of the candidates.
+//! Selection is pure: no clock, no I/O, no global state; its only randomness is splitmix64's
+//! finalizer over [`SelectionRequest::seed`] and each campaign's id, so the same input gives
+//! the same [`Selection`] on every machine, whatever the order of the candidates.
 //!
 //! # Rules
 //!
@@ -37,11 +37,10 @@
 //!      in its tier, which is what it would pay had the candidates before it not been there.
 //!    - `round_robin`: `last_selected` ascending (least recently won first), then adjusted price
 //!      descending, then `answered_at` ascending, then campaign id ascending. Own price.
-//!    - `weighted`: a random order drawn by weighted sampling without replacement
-//!      (probability of each draw = weight / remaining weight) over the tier's candidates taken
-//!      in campaign id order. Tier `t` draws from splitmix64 (Steele, Lea and Flood; Vigna's
-//!      constants) started at `mix64(seed + t)`, `mix64` being splitmix64's finalizer; each draw
-//!      maps the next 64-bit output `x` to `(x * remaining_weight) >> 64`. Integer arithmetic
+//!    - `weighted`: a random order by weighted sampling without replacement (probability of
+//!      each draw = weight / remaining weight): each candidate's [`weighted_draw`] ascending,
+//!      then campaign id. A candidate's draw depends only on the seed, its tier, its campaign
+//!      id and its weight, never on which other candidates are present. Integer arithmetic
 //!      only, so identical on every machine. Own price.
 //!    - `first_to_accept`: `answered_at` ascending, then adjusted price descending, then campaign
 //!      id ascending. Own price.
@@ -70,7 +69,7 @@
 //! [`Selector`] keeps its buffers between calls, so a warm selector does not allocate. The work
 //! is one pass over the candidates, a sort of the sold mode's eligible candidates by (tier,
 //! strategy order) (for the other mode, with `either`, only its deciding tier), and for weighted
-//! tiers a draw of O(log n) per candidate from a Fenwick tree of the remaining weights.
+//! tiers one draw per candidate.
 
 use std::cmp::Ordering;
 
@@ -214,12 +213,13 @@ struct Entry {
     tier: u8,
     /// Its tier's strategy.
     strategy: Strategy,
+    /// Its [`weighted_draw`] when the strategy is weighted, else 0.
+    draw: u64,
 }
 
 impl Entry {
     /// The strategy's order within a tier; every arm ends with the campaign id, so the order is
-    /// total and does not depend on the input's order. Weighted tiers come out in campaign id
-    /// order, from which [`order_weighted`] draws.
+    /// total and does not depend on the input's order.
     fn rank(&self, other: &Self) -> Ordering {
         let by_adjusted = other.adjusted.cmp(&self.adjusted);
         self.tier
@@ -236,7 +236,7 @@ impl Entry {
                 Strategy::FirstToAccept => {
                     self.answered_at.cmp(&other.answered_at).then(by_adjusted)
                 }
-                Strategy::Weighted => Ordering::Equal,
+                Strategy::Weighted => self.draw.cmp(&other.draw),
             })
             .then(self.campaign.cmp(&other.campaign))
     }
@@ -381,12 +381,6 @@ pub struct Selector {
     winners: Vec<u32>,
     /// Positions of the runners-up in the sold mode's entries, in order.
     runners_up: Vec<u32>,
-    /// The weighted strategy's Fenwick tree of remaining weights (1-based).
-    fenwick: Vec<u64>,
-    /// The weighted strategy's draws, in order.
-    drawn: Vec<Entry>,
-    /// Which positions of a weighted tier were drawn, when only the first draws are needed.
-    taken: Vec<bool>,
 }
 
 impl Selector {
@@ -409,9 +403,6 @@ impl Selector {
             shared: Vec::with_capacity(candidates),
             winners: Vec::with_capacity(usize::from(SHARED_BUYERS_MAX)),
             runners_up: Vec::with_capacity(candidates),
-            fenwick: Vec::with_capacity(2 * candidates),
-            drawn: Vec::with_capacity(candidates),
-            taken: Vec::with_capacity(candidates),
         }
     }
 
@@ -500,6 +491,16 @@ impl Selector {
             let strategy = *strategies[usize::from(candidate.tier)]
                 .get_or_insert_with(|| strategy_of_tier(candidate.tier));
             let factor = factor(candidate);
+            let draw = if strategy == Strategy::Weighted {
+                weighted_draw(
+                    request.seed,
+                    candidate.tier,
+                    candidate.campaign,
+                    candidate.weight,
+                )
+            } else {
+                0
+            };
             let entry = |price: Money| Entry {
                 adjusted: price * factor,
                 answered_at: candidate.answered_at,
@@ -508,6 +509,7 @@ impl Selector {
                 ix,
                 tier: candidate.tier,
                 strategy,
+                draw,
             };
             if let Some(price) = exclusive.filter(|_| exclusive_ok) {
                 self.exclusive.push(entry(price));
@@ -589,7 +591,6 @@ impl Selector {
         need: usize,
         runners_up_max: usize,
     ) -> Option<SaleMode> {
-        let seed = request.seed;
         let floor = request.floor;
         let market = |mode| Market {
             candidates,
@@ -611,12 +612,7 @@ impl Selector {
                     (&mut self.exclusive, &mut exclusive_ordered),
                     (&mut self.shared, &mut shared_ordered),
                 ] {
-                    let scratch = Scratch {
-                        fenwick: &mut self.fenwick,
-                        drawn: &mut self.drawn,
-                        taken: &mut self.taken,
-                    };
-                    *ordered = order_prefix(entries, 0, need, true, candidates, seed, scratch);
+                    *ordered = order_prefix(entries, 0, need, true);
                 }
                 let exclusive_total = market(SaleMode::Exclusive).sale_total(
                     &self.exclusive[..exclusive_end],
@@ -643,12 +639,7 @@ impl Selector {
             SaleMode::Exclusive => (&mut self.exclusive, exclusive_end, exclusive_ordered, 1),
             SaleMode::Shared => (&mut self.shared, shared_end, shared_ordered, shared_max),
         };
-        let scratch = Scratch {
-            fenwick: &mut self.fenwick,
-            drawn: &mut self.drawn,
-            taken: &mut self.taken,
-        };
-        let ordered = order_prefix(sold, sold_ordered, need, false, candidates, seed, scratch);
+        let ordered = order_prefix(sold, sold_ordered, need, false);
         let sold = &*sold;
 
         // Prices: the winners against the deciding tier's first runner-up; each runner-up
@@ -698,13 +689,6 @@ impl Selector {
     }
 }
 
-/// The weighted strategy's reused buffers.
-struct Scratch<'a> {
-    fenwick: &'a mut Vec<u64>,
-    drawn: &'a mut Vec<Entry>,
-    taken: &'a mut Vec<bool>,
-}
-
 /// Selects with a fresh [`Selector`]: the same result, allocating its buffers each call.
 pub fn select(
     candidates: &[Candidate],
@@ -734,15 +718,7 @@ fn move_tier_first(entries: &mut [Entry], tier: u8) -> usize {
 /// `first_tier_only`, only one more tier is ordered. Returns how many are now in order; the rest
 /// are left in no particular order. A tier that is only partly needed costs a partial selection
 /// (O(n)) and a sort of the part; a weighted one its O(n) tree and a draw per needed entry.
-fn order_prefix(
-    entries: &mut [Entry],
-    start: usize,
-    need: usize,
-    first_tier_only: bool,
-    candidates: &[Candidate],
-    seed: u64,
-    mut scratch: Scratch<'_>,
-) -> usize {
+fn order_prefix(entries: &mut [Entry], start: usize, need: usize, first_tier_only: bool) -> usize {
     let mut start = start;
     while start < entries.len() && start < need {
         let rest = &mut entries[start..];
@@ -752,13 +728,7 @@ fn order_prefix(
         let end = move_tier_first(rest, tier);
         let segment = &mut rest[..end];
         let wanted = need - start;
-        if segment[0].strategy == Strategy::Weighted {
-            // Campaign id order, from which the draws are made (usually already so: the
-            // engine's candidates come in campaign order, and a sorted run is one pass).
-            segment.sort_unstable_by(Entry::rank);
-            let rng = SplitMix64::new(seed, tier);
-            order_weighted(segment, wanted, candidates, rng, &mut scratch);
-        } else if wanted < end {
+        if wanted < end {
             segment.select_nth_unstable_by(wanted, Entry::rank);
             segment[..wanted].sort_unstable_by(Entry::rank);
         } else {
@@ -772,102 +742,61 @@ fn order_prefix(
     start.min(entries.len())
 }
 
-/// Weighted sampling without replacement over `tier` (in campaign id order), with a Fenwick
-/// tree of the remaining weights so that each draw costs O(log n). Only the first `draws` are
-/// drawn; they come first, and the undrawn follow in no particular order.
-fn order_weighted(
-    tier: &mut [Entry],
-    draws: usize,
-    candidates: &[Candidate],
-    mut rng: SplitMix64,
-    scratch: &mut Scratch<'_>,
-) {
-    let Scratch {
-        fenwick,
-        drawn,
-        taken,
-    } = scratch;
-    let draws = draws.min(tier.len());
-    taken.clear();
-    taken.resize(tier.len(), false);
-    let weight = |entry: &Entry| u64::from(candidates[entry.ix as usize].weight);
-    let n = tier.len();
-    let top_step = if n == 0 { 0 } else { 1 << n.ilog2() };
-    // Nodes past `n`, up to the largest the descent can visit, hold u64::MAX so that the
-    // descent never takes them and needs no bounds test (its branches are the cost).
-    fenwick.clear();
-    fenwick.resize(n + 1, 0);
-    fenwick.resize(2 * top_step.max(1), u64::MAX);
-    let mut remaining: u64 = 0;
-    for (i, entry) in tier.iter().enumerate() {
-        remaining += weight(entry);
-        let node = i + 1;
-        fenwick[node] += weight(entry);
-        let parent = node + (node & node.wrapping_neg());
-        if parent <= n {
-            fenwick[parent] += fenwick[node];
-        }
-    }
-    drawn.clear();
-    while drawn.len() < draws {
-        // Lemire's multiply-shift: an integer in 0..remaining from 64 random bits. The product
-        // is below 2^64 * remaining, so its high half is below `remaining`.
-        #[allow(clippy::cast_possible_truncation)]
-        let mut target = ((u128::from(rng.next()) * u128::from(remaining)) >> 64) as u64;
-        // The first position whose prefix sum of remaining weights exceeds `target`, without
-        // data-dependent branches: whether a step is taken is a coin toss to the predictor.
-        let mut position = 0;
-        let mut step = top_step;
-        while step > 0 {
-            let value = fenwick[position + step];
-            let take = value <= target;
-            position += if take { step } else { 0 };
-            target -= if take { value } else { 0 };
-            step >>= 1;
-        }
-        let entry = tier[position];
-        drawn.push(entry);
-        taken[position] = true;
-        remaining -= weight(&entry);
-        let mut node = position + 1;
-        while node <= n {
-            fenwick[node] -= weight(&entry);
-            node += node & node.wrapping_neg();
-        }
-    }
-    if drawn.len() < tier.len() {
-        drawn.extend(
-            tier.iter()
-                .zip(taken.iter())
-                .filter(|(_, t)| !**t)
-                .map(|(e, _)| *e),
-        );
-    }
-    tier.copy_from_slice(drawn);
+/// The weighted strategy's draw of one campaign in tier `tier` of an auction seeded `seed`: a
+/// tier orders its campaigns by draw ascending (then campaign id), which is weighted sampling
+/// without replacement (Efraimidis and Spirakis 2006: each campaign's exponential variate
+/// divided by its weight; the smallest is drawn first with probability weight / total weight,
+/// and so on down the order). A campaign's draw depends on nothing but its own id, weight, tier
+/// and the seed, so the order of any set of campaigns is the order of their draws: the ping
+/// tree's walk draws only the campaigns it reaches, and evaluating every campaign gives the
+/// same order. Integer arithmetic only, so identical on every machine: the uniform variate is
+/// `u = x / 2^64` with `x = mix64(mix64(seed + tier) ^ campaign) | 1`, its exponential variate
+/// `-log2 u` in 32-bit fixed point (a base 2 logarithm scales every draw alike, so the order is
+/// the same as with natural logarithms) from a 1,024-step table with linear interpolation, and
+/// the draw that shifted left 16 and divided by the weight.
+///
+/// # Panics
+///
+/// On a weight of 0 (a caller's bug: weights are 1 or more).
+pub fn weighted_draw(seed: u64, tier: u8, campaign: CampaignId, weight: u16) -> u64 {
+    assert!(weight > 0, "weights are 1 or more");
+    let x = mix64(mix64(seed.wrapping_add(u64::from(tier))) ^ campaign) | 1;
+    // -log2(x / 2^64) = 64 - log2(x), with log2(x) = its integer part + log2 of the mantissa.
+    let whole = u64::from(63 - x.leading_zeros());
+    let fraction = (x << x.leading_zeros()) << 1;
+    #[allow(clippy::cast_possible_truncation)] // the top 10 bits
+    let step = (fraction >> 54) as usize;
+    let between = (fraction >> 22) & 0xFFFF_FFFF;
+    let (low, high) = (LOG2_STEPS[step], LOG2_STEPS[step + 1]);
+    let log2_q32 = (whole << 32) + low + (((high - low) * between) >> 32);
+    let exponential_q32 = (64 << 32) - log2_q32;
+    (exponential_q32 << 16) / u64::from(weight)
 }
 
-/// splitmix64 (Steele, Lea and Flood 2014, with Vigna's constants): a tiny generator whose
-/// output is a pure function of its seed, on every machine.
-#[derive(Debug, Clone)]
-struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-    /// Tier `tier`'s stream: state `mix64(seed + tier)`.
-    fn new(seed: u64, tier: u8) -> Self {
-        Self {
-            state: mix64(seed.wrapping_add(u64::from(tier))),
+/// `log2(1 + i / 1024)` in 32-bit fixed point for i in 0..=1024, worked out at compile time by
+/// the integer square-and-halve method (each squaring of the mantissa gives the next bit).
+const LOG2_STEPS: [u64; 1025] = {
+    let mut table = [0u64; 1025];
+    let mut i = 0;
+    while i <= 1024 {
+        // The mantissa 1 + i / 1024 in fixed point with 62 fraction bits.
+        let mut y: u128 = (1 << 62) + ((i as u128) << 52);
+        let mut bits = 0u64;
+        let mut bit = 0;
+        while bit < 32 {
+            y = (y * y) >> 62;
+            bits <<= 1;
+            if y >= 2 << 62 {
+                y >>= 1;
+                bits |= 1;
+            }
+            bit += 1;
         }
+        table[i] = if i == 1024 { 1 << 32 } else { bits };
+        i += 1;
     }
-
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(Self::GAMMA);
-        mix64(self.state)
-    }
-}
+    table
+};
 
 /// splitmix64's finalizer.
 fn mix64(mut z: u64) -> u64 {
@@ -1386,7 +1315,7 @@ mod tests {
         order.extend(campaigns(&selection.runners_up));
         assert_eq!(order, PINNED_WEIGHTED_ORDER);
     }
-    const PINNED_WEIGHTED_ORDER: [CampaignId; 6] = [3, 6, 5, 4, 1, 2];
+    const PINNED_WEIGHTED_ORDER: [CampaignId; 6] = [6, 2, 4, 1, 3, 5];
 
     /// A campaign buying both modes.
     fn both(campaign: CampaignId, exclusive_price: Money, shared_price: Money) -> Candidate {
@@ -1641,9 +1570,6 @@ mod tests {
                 (s.shared.as_ptr() as usize, s.shared.capacity()),
                 (s.winners.as_ptr() as usize, s.winners.capacity()),
                 (s.runners_up.as_ptr() as usize, s.runners_up.capacity()),
-                (s.fenwick.as_ptr() as usize, s.fenwick.capacity()),
-                (s.drawn.as_ptr() as usize, s.drawn.capacity()),
-                (s.taken.as_ptr() as usize, s.taken.capacity()),
             ]
         };
         let warm = buffers(&selector);
@@ -1675,11 +1601,68 @@ mod tests {
     }
 
     #[test]
-    fn splitmix64_matches_the_reference_output() {
-        // The first outputs of splitmix64 from state 0 (Vigna's reference splitmix64.c).
-        let mut rng = SplitMix64 { state: 0 };
-        assert_eq!(rng.next(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(rng.next(), 0x6E78_9E6A_A1B9_65F4);
+    fn mix64_is_splitmix64s_finalizer() {
+        // The first outputs of splitmix64 from state 0 (Vigna's reference splitmix64.c) are
+        // the finalizer of its first two states.
+        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+        assert_eq!(mix64(GAMMA), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(mix64(GAMMA.wrapping_mul(2)), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    #[allow(clippy::cast_precision_loss)]
+    fn a_draw_is_the_exponential_variate_over_the_weight() {
+        // The table against floating point, and each draw against -log2(u) / weight computed
+        // in floating point: linear interpolation between steps of 1/1024 is off by at most
+        // (1/1024)^2 / (8 ln 2), under 2e-7.
+        for (i, &step) in LOG2_STEPS.iter().enumerate() {
+            let exact = (1.0 + i as f64 / 1024.0).log2() * 2_f64.powi(32);
+            assert!(
+                (step as f64 - exact).abs() <= 2.0,
+                "step {i}: {step} vs {exact}"
+            );
+        }
+        for campaign in 0..2_000_u64 {
+            let weight = u16::try_from(campaign % 9 + 1).unwrap();
+            let x = mix64(mix64(77_u64.wrapping_add(2)) ^ campaign) | 1;
+            let exponential = -(x as f64 / 2_f64.powi(64)).log2();
+            let expected = exponential * 2_f64.powi(48) / f64::from(weight);
+            let draw = weighted_draw(77, 2, campaign, weight) as f64;
+            assert!(
+                (draw - expected).abs() <= 2_f64.powi(48) * 2e-7 / f64::from(weight) + 2.0,
+                "campaign {campaign}: {draw} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_draw_does_not_depend_on_the_other_candidates() {
+        // What lets the ping tree's walk draw only the campaigns it reaches: leaving candidates
+        // out keeps the order of the rest.
+        let all: Vec<Candidate> = (1..=12)
+            .map(|c| Candidate {
+                weight: u16::try_from(c % 4 + 1).unwrap(),
+                ..exclusive(c, 2_000)
+            })
+            .collect();
+        let order = |candidates: &[Candidate]| {
+            let selection = select(
+                candidates,
+                every_tier(Strategy::Weighted),
+                &exclusive_ping(),
+            );
+            let mut order = campaigns(&selection.winners);
+            order.extend(campaigns(&selection.runners_up));
+            order
+        };
+        let whole = order(&all);
+        let odd: Vec<Candidate> = all
+            .iter()
+            .copied()
+            .filter(|c| c.campaign % 2 == 1)
+            .collect();
+        let expected: Vec<CampaignId> = whole.iter().copied().filter(|c| c % 2 == 1).collect();
+        assert_eq!(order(&odd), expected);
     }
 
     fn any_strategy() -> impl proptest::strategy::Strategy<Value = Strategy> {
@@ -1942,22 +1925,22 @@ mod tests {
         use std::time::Instant;
 
         for count in [50_u64, 500] {
-            let mut rng = SplitMix64::new(42, 0);
+            let mut rng = crate::bookgen::SplitMix64::new(42);
             let candidates: Vec<Candidate> = (1..=count)
                 .map(|campaign| {
-                    let price = |rng: &mut SplitMix64| {
-                        (rng.next() % 4 == 0).then_some(800 + rng.next() % 9_000)
+                    let price = |rng: &mut crate::bookgen::SplitMix64| {
+                        (rng.next_u64() % 4 == 0).then_some(800 + rng.next_u64() % 9_000)
                     };
                     Candidate {
                         campaign,
-                        buyer: 1 + rng.next() % (count / 2),
-                        tier: (rng.next() % 3) as u8,
-                        weight: 1 + (rng.next() % 10) as u16,
+                        buyer: 1 + rng.next_u64() % (count / 2),
+                        tier: (rng.next_u64() % 3) as u8,
+                        weight: 1 + (rng.next_u64() % 10) as u16,
                         exclusive_price: price(&mut rng).or(Some(3_000)),
                         shared_price: price(&mut rng),
-                        adjust_bps: (rng.next() % 2_001) as i16 - 1_000,
-                        answered_at: PINGED_AT + rng.next() % 50_000,
-                        last_selected: rng.next() % 1_000,
+                        adjust_bps: (rng.next_u64() % 2_001) as i16 - 1_000,
+                        answered_at: PINGED_AT + rng.next_u64() % 50_000,
+                        last_selected: rng.next_u64() % 1_000,
                     }
                 })
                 .collect();

@@ -43,6 +43,8 @@ pub struct Availability {
     exclusive_price: Box<[Option<Money>]>,
     /// The same for a shared sale.
     shared_price: Box<[Option<Money>]>,
+    /// By `CampaignIx`: its weight for the weighted strategy.
+    weight: Box<[u16]>,
 }
 
 impl Availability {
@@ -80,6 +82,7 @@ impl Availability {
                 .collect(),
             exclusive_price: fixed(SaleMode::Exclusive),
             shared_price: fixed(SaleMode::Shared),
+            weight: campaigns.iter().map(|campaign| campaign.weight).collect(),
         };
         for (at, campaign) in campaigns.iter().enumerate() {
             debug_assert_eq!(campaign.ix.0 as usize, at, "campaigns in index order");
@@ -135,6 +138,12 @@ impl Availability {
         self.tiers.iter().map(|(tier, mask)| (*tier, &mask[..]))
     }
 
+    /// The campaign's weight for the weighted strategy.
+    #[inline]
+    pub fn weight(&self, ix: CampaignIx) -> u16 {
+        self.weight[ix.0 as usize]
+    }
+
     /// The campaign's fixed price for `mode`: `None` when it bids live or does not buy `mode`.
     #[inline]
     pub fn fixed_price(&self, ix: CampaignIx, mode: SaleMode) -> Option<Money> {
@@ -180,6 +189,7 @@ impl Availability {
         std::mem::size_of_val::<[CampaignId]>(&self.ids)
             + (5 + self.tiers.len()) * std::mem::size_of_val(&*self.active)
             + 2 * std::mem::size_of_val::<[Option<Money>]>(&self.exclusive_price)
+            + std::mem::size_of_val::<[u16]>(&self.weight)
     }
 }
 

@@ -15,7 +15,9 @@ use std::sync::{Arc, Weak};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::auction::{Award, Candidate, Outcome, Selection, SelectionRequest, Selector};
+use super::auction::{
+    Award, Candidate, Outcome, Selection, SelectionRequest, Selector, weighted_draw,
+};
 use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign, CompiledSeller};
 use super::caps::{CapReservation, CapUsage};
 use super::clock::{LocalTime, ZoneClock};
@@ -403,11 +405,23 @@ impl WalkMemo {
     }
 }
 
+/// Which order the ping tree's walk takes one tier in, and how many winners it looks for.
+#[derive(Debug, Clone, Copy)]
+struct TierOrder {
+    tier: u8,
+    strategy: Strategy,
+    mode: SaleMode,
+    /// 1 for an exclusive sale, `shared_buyers_max` for a shared one.
+    winners_max: usize,
+}
+
 /// The ping tree walk's reused buffers (a cache: nothing in them outlives one auction).
 #[derive(Debug, Default)]
 struct WalkScratch {
     /// Increases by one per walk, so that no memo of an earlier walk is read.
     stamp: u64,
+    /// How many campaigns this walk has evaluated.
+    evaluated: u32,
     /// By `CampaignIx` of the current book.
     memo: Vec<WalkMemo>,
     /// The matched campaigns the book's masks let through: (word, bits).
@@ -1162,8 +1176,8 @@ impl Engine {
     /// campaign that can buy at the floor (each was evaluated); in the deciding tier the
     /// walk takes each sale mode's campaigns in the strategy's order, so the candidates it
     /// hands selection hold that order's first entries up to the runner-up after the
-    /// winners, and selection reads no further. A weighted tier's draws depend on every
-    /// campaign that can buy, so a weighted tier is evaluated whole.
+    /// winners, and selection reads no further. That holds for weighted tiers too, since each
+    /// campaign's draw is its own ([`weighted_draw`]).
     fn walk_ping_tree(
         &mut self,
         book: &Book,
@@ -1233,7 +1247,7 @@ impl Engine {
                 .resize(availability.len(), WalkMemo::default());
         }
         let mut members = std::mem::take(&mut self.walk.members);
-        let mut evaluated = 0;
+        self.walk.evaluated = 0;
         let mut decided = false;
         'groups: for fallback in [false, true] {
             for (tier, mask) in availability.tiers() {
@@ -1251,39 +1265,22 @@ impl Engine {
                 }
                 let strategy = book.vertical(vertical).strategy_of(tier);
                 let mut found = false;
-                if strategy == Strategy::Weighted {
-                    for &(word, bits) in &members {
-                        let mut rest = bits;
-                        while rest != 0 {
-                            let ix = CampaignIx(word * 64 + rest.trailing_zeros());
-                            rest &= rest - 1;
-                            let memo = self.walk_evaluate(book, ix, lead, out, &mut evaluated);
-                            found |= memo.buys(SaleMode::Exclusive, request.floor)
-                                || memo.buys(SaleMode::Shared, request.floor);
-                        }
-                    }
-                } else {
-                    for (mode, taken) in [
-                        (SaleMode::Exclusive, takes_exclusive),
-                        (SaleMode::Shared, takes_shared),
-                    ] {
-                        if taken {
-                            let winners_max = match mode {
-                                SaleMode::Exclusive => 1,
-                                SaleMode::Shared => usize::from(request.shared_buyers_max),
-                            };
-                            found |= self.walk_tier(
-                                book,
-                                &members,
-                                strategy,
-                                mode,
-                                winners_max,
-                                lead,
-                                request.floor,
-                                out,
-                                &mut evaluated,
-                            );
-                        }
+                for (mode, taken) in [
+                    (SaleMode::Exclusive, takes_exclusive),
+                    (SaleMode::Shared, takes_shared),
+                ] {
+                    if taken {
+                        let winners_max = match mode {
+                            SaleMode::Exclusive => 1,
+                            SaleMode::Shared => usize::from(request.shared_buyers_max),
+                        };
+                        let order = TierOrder {
+                            tier,
+                            strategy,
+                            mode,
+                            winners_max,
+                        };
+                        found |= self.walk_tier(book, &members, order, lead, request, out);
                     }
                 }
                 if found {
@@ -1294,27 +1291,31 @@ impl Engine {
         }
         self.walk.words = words;
         self.walk.members = members;
-        decided.then(|| available_count - evaluated)
+        decided.then(|| available_count - self.walk.evaluated)
     }
 
-    /// Walks one tier's campaigns for one sale mode in the strategy's order (every strategy
-    /// but weighted: with fixed prices, answered at the ping's time, the order is price
-    /// descending then campaign id, after least recently selected first for round robin) until
-    /// `winners_max` winners of distinct buyers and the runner-up after them are found. Whether
-    /// a winner was found.
-    #[allow(clippy::too_many_arguments)]
+    /// Walks one tier's campaigns for one sale mode in the strategy's order until
+    /// `winners_max` winners of distinct buyers and the runner-up after them are found. With
+    /// fixed prices, all answered at the ping's time, that order is price descending then
+    /// campaign id, after least recently selected first for round robin; a weighted tier's is
+    /// each campaign's own draw ([`weighted_draw`]), which does not depend on the others.
+    /// Whether a winner was found.
     fn walk_tier(
         &mut self,
         book: &Book,
         members: &[(u32, u64)],
-        strategy: Strategy,
-        mode: SaleMode,
-        winners_max: usize,
+        order: TierOrder,
         lead: &LeadInHand<'_>,
-        floor: Money,
+        request: &SelectionRequest,
         out: &mut Priced,
-        evaluated: &mut u32,
     ) -> bool {
+        let TierOrder {
+            tier,
+            strategy,
+            mode,
+            winners_max,
+        } = order;
+        let floor = request.floor;
         let availability = &book.availability;
         let mut ranked = std::mem::take(&mut self.walk.ranked).into_vec();
         ranked.clear();
@@ -1329,23 +1330,30 @@ impl Engine {
                 if price < floor {
                     continue;
                 }
-                let least_recent = if strategy == Strategy::RoundRobin {
-                    debug_assert!(
-                        std::ptr::eq(book, &*self.book),
-                        "walks use the current book"
-                    );
-                    u64::MAX - self.usage.last_selected_at(ix)
-                } else {
-                    0
+                let id = availability.id(ix);
+                // Best first in a max-heap: (strategy's key, price, campaign id reversed).
+                let (first, price) = match strategy {
+                    Strategy::RoundRobin => {
+                        debug_assert!(
+                            std::ptr::eq(book, &*self.book),
+                            "walks use the current book"
+                        );
+                        (u64::MAX - self.usage.last_selected_at(ix), price)
+                    }
+                    Strategy::Weighted => {
+                        let draw = weighted_draw(request.seed, tier, id, availability.weight(ix));
+                        (u64::MAX - draw, 0)
+                    }
+                    _ => (0, price),
                 };
-                ranked.push((least_recent, price, Reverse(availability.id(ix)), ix.0));
+                ranked.push((first, price, Reverse(id), ix.0));
             }
         }
         let mut ranked = BinaryHeap::from(ranked);
         let mut buyers = [0; SHARED_BUYERS_MAX as usize];
         let mut winners = 0;
         while let Some((.., ix)) = ranked.pop() {
-            let memo = self.walk_evaluate(book, CampaignIx(ix), lead, out, evaluated);
+            let memo = self.walk_evaluate(book, CampaignIx(ix), lead, out);
             if !memo.buys(mode, floor) {
                 continue;
             }
@@ -1369,7 +1377,6 @@ impl Engine {
         ix: CampaignIx,
         lead: &LeadInHand<'_>,
         out: &mut Priced,
-        evaluated: &mut u32,
     ) -> WalkMemo {
         let stamp = self.walk.stamp;
         let memo = self.walk.memo[ix.0 as usize];
@@ -1379,7 +1386,7 @@ impl Engine {
         let campaign = book.campaign(ix);
         let (primaries, fallbacks) = (out.primaries.len(), out.fallbacks.len());
         self.evaluate_one(book, campaign, lead, out);
-        *evaluated += 1;
+        self.walk.evaluated += 1;
         let kept = if out.primaries.len() > primaries {
             out.primaries.last()
         } else if out.fallbacks.len() > fallbacks {
