@@ -430,8 +430,9 @@ struct WalkScratch {
     unavailable: Vec<(u32, u64, u64, u64)>,
     /// Those of one tier and group.
     members: Vec<(u32, u64)>,
-    /// One tier's campaigns for one sale mode, best first: (least recently selected for round
-    /// robin, price, campaign id reversed, index).
+    /// One tier's campaigns for one sale mode, best first: (the strategy's own key — least
+    /// recently selected for round robin, the draw for weighted, else 0 —, price, campaign id
+    /// reversed, index).
     ranked: BinaryHeap<(u64, Money, Reverse<CampaignId>, u32)>,
 }
 
