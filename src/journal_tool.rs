@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
+use pingpost::engine::auction::Award;
 use pingpost::engine::events::{Event, Resolution};
 use pingpost::journal::format::{RecordView, hex, parse_hex_hash};
 use pingpost::journal::record::event_type;
@@ -352,6 +353,20 @@ fn ping_of(event: &Event) -> Option<u64> {
     }
 }
 
+/// One indented line per runner-up, in the order the cascade tries them.
+fn runner_up_lines(runners_up: &[Award], out: &mut String) {
+    for (i, r) in runners_up.iter().enumerate() {
+        out.push_str(&format!(
+            "\n    runner-up {}: campaign {} (buyer {}, tier {}) at {}",
+            i + 1,
+            r.campaign,
+            r.buyer,
+            r.tier,
+            money(r.price)
+        ));
+    }
+}
+
 /// One line (with indented detail lines) saying what an event means for the lead.
 fn describe(event: &Event) -> String {
     let mode = |value: &dyn erased::Json| value.json();
@@ -461,16 +476,7 @@ fn describe(event: &Event) -> String {
                             payouts.get(i).map_or_else(|| "-".to_owned(), |p| money(*p)),
                         ));
                     }
-                    for (i, r) in runners_up.iter().enumerate() {
-                        out.push_str(&format!(
-                            "\n    runner-up {}: campaign {} (buyer {}, tier {}) at {}",
-                            i + 1,
-                            r.campaign,
-                            r.buyer,
-                            r.tier,
-                            money(r.price)
-                        ));
-                    }
+                    runner_up_lines(runners_up, &mut out);
                     out
                 }
                 Resolution::NoSale { reason: code } => {
@@ -528,16 +534,7 @@ fn describe(event: &Event) -> String {
             ..
         } => {
             let mut out = format!("runners-up ranked for the cascade: {}", runners_up.len());
-            for (i, r) in runners_up.iter().enumerate() {
-                out.push_str(&format!(
-                    "\n    runner-up {}: campaign {} (buyer {}, tier {}) at {}",
-                    i + 1,
-                    r.campaign,
-                    r.buyer,
-                    r.tier,
-                    money(r.price)
-                ));
-            }
+            runner_up_lines(runners_up, &mut out);
             for x in excluded {
                 out.push_str(&format!(
                     "\n    excluded: campaign {}: {}",

@@ -2,21 +2,20 @@
 //! example, fallbacks, cascades, caps under load, expiry, and determinism.
 
 use std::borrow::Cow;
-use std::net::{IpAddr, Ipv4Addr};
 
 use pingpost::engine::book::AdminChange;
 use pingpost::engine::events::Event;
 use pingpost::engine::machine::{Engine, EngineConfig, Output};
 use pingpost::protocol::{
-    Attributes, Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, Caps, Consent, Contact,
-    Country, DeliveryMode, DeliveryOutcome, Effect, ErrorCode, LeadView, PingOutcome, PingSaleMode,
-    PostOutcome, PostalCode, Pricing, PutMode, SaleMode, SaleModes, Seller, SellerPut, Status,
-    Symbol, TerritoryArea, TerritoryRule, Tier, VerticalPut,
+    Attributes, Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, Caps, Country, DeliveryMode,
+    DeliveryOutcome, Effect, ErrorCode, LeadView, PingOutcome, PingSaleMode, PostOutcome,
+    PostalCode, Pricing, PutMode, SaleMode, SaleModes, Seller, SellerPut, Status, Symbol,
+    TerritoryArea, TerritoryRule, Tier, VerticalPut,
 };
 
-/// 2026-11-23 14:00 UTC, a Monday afternoon in Munich: every schedule below is open.
-const T0: u64 = 1_795_442_400_000_000;
-const MS: u64 = 1_000;
+mod engine_util;
+use engine_util::{MS, T0, consent, contact, drain, events};
+
 const SELLER: u64 = 1;
 const FALLBACK_BUYER: u64 = 900;
 
@@ -212,37 +211,6 @@ fn solar_ping(client_token: u64) -> pingpost::protocol::Ping<'static> {
         shared_buyers_max: 0,
         timeout_ms: 150,
     }
-}
-
-fn contact() -> Contact<'static> {
-    Contact {
-        first_name: Cow::Borrowed("Jana"),
-        last_name: Cow::Borrowed("Muster"),
-        phone: Cow::Borrowed("+4989555014200"),
-        email: Cow::Borrowed("jana.muster@example.com"),
-        street: Cow::Borrowed("Marienplatz 8"),
-        city: Cow::Borrowed("München"),
-        region: Cow::Borrowed("BY"),
-    }
-}
-
-fn consent() -> Consent<'static> {
-    Consent {
-        certificate_id: Cow::Borrowed("cert-7d1c"),
-        text_version: Cow::Borrowed("solar-2026-03"),
-        consented_at: T0 - 60_000_000,
-        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
-        user_agent: Cow::Borrowed("Mozilla/5.0"),
-        page_url: Cow::Borrowed("https://quotes.example.com/solar"),
-    }
-}
-
-fn drain(engine: &mut Engine) -> Vec<Output> {
-    std::iter::from_fn(|| engine.poll_output()).collect()
-}
-
-fn events(engine: &mut Engine) -> Vec<Event> {
-    std::iter::from_fn(|| engine.poll_event()).collect()
 }
 
 /// Pings the seed lead, answers the offers with the seed's bids ($38, $42, $45 from buyers 1–3;

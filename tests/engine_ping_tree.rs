@@ -5,32 +5,23 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
 
 use pingpost::bookgen::{BookSpec, LeadGen, LeadSpec, SplitMix64, generate};
 use pingpost::engine::book::AdminChange;
 use pingpost::engine::events::{Event, Resolution};
 use pingpost::engine::machine::{Engine, EngineConfig, Output};
 use pingpost::protocol::{
-    Attributes, Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, Caps, Consent, Contact,
-    Country, DeliveryMode, DeliveryOutcome, Effect, ErrorCode, LeadView, PingSaleMode, PostalCode,
-    Pricing, PutMode, SaleModes, Seller, SellerPut, Status, Strategy, Symbol, TerritoryArea,
-    TerritoryRule, Tier, TraceEventKind, TraceKey, VerticalPut,
+    Attributes, Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, Caps, Country, DeliveryMode,
+    DeliveryOutcome, Effect, ErrorCode, LeadView, PingSaleMode, PostalCode, Pricing, PutMode,
+    SaleModes, Seller, SellerPut, Status, Strategy, Symbol, TerritoryArea, TerritoryRule, Tier,
+    TraceEventKind, TraceKey, VerticalPut,
 };
 
-/// 2026-11-23 14:00 UTC, a Monday afternoon in Munich.
-const T0: u64 = 1_795_442_400_000_000;
-const MS: u64 = 1_000;
+mod engine_util;
+use engine_util::{MS, T0, answered_ping, consent, contact, drain, events};
+
 const SELLER: u64 = 1;
 const FALLBACK: u64 = 990;
-
-fn drain(engine: &mut Engine) -> Vec<Output> {
-    std::iter::from_fn(|| engine.poll_output()).collect()
-}
-
-fn events(engine: &mut Engine) -> Vec<Event> {
-    std::iter::from_fn(|| engine.poll_event()).collect()
-}
 
 fn engines() -> (Engine, Engine) {
     let full = EngineConfig {
@@ -156,41 +147,12 @@ fn solar_ping() -> pingpost::protocol::Ping<'static> {
     }
 }
 
-fn contact() -> Contact<'static> {
-    Contact {
-        first_name: Cow::Borrowed("Jana"),
-        last_name: Cow::Borrowed("Muster"),
-        phone: Cow::Borrowed("+4989555014200"),
-        email: Cow::Borrowed("jana.muster@example.com"),
-        street: Cow::Borrowed("Marienplatz 8"),
-        city: Cow::Borrowed("München"),
-        region: Cow::Borrowed("BY"),
-    }
-}
-
-fn consent() -> Consent<'static> {
-    Consent {
-        certificate_id: Cow::Borrowed("cert-7d1c"),
-        text_version: Cow::Borrowed("solar-2026-03"),
-        consented_at: T0 - 60_000_000,
-        ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
-        user_agent: Cow::Borrowed("Mozilla/5.0"),
-        page_url: Cow::Borrowed("https://quotes.example.com/solar"),
-    }
-}
-
 /// Pings, posts, and has every live buyer reject its delivery until the lead is sold or held
 /// back. Returns the (buyer, price) of each delivery, in order, and every event.
 fn reject_down_the_line(engine: &mut Engine) -> (Vec<(u64, u64)>, Vec<Event>) {
     let mut all = Vec::new();
     engine.handle_ping(T0, 1, SELLER, &solar_ping());
-    let ping_id = drain(engine)
-        .iter()
-        .find_map(|output| match output {
-            Output::PingAnswer { result, .. } => Some(result.ping_id),
-            _ => None,
-        })
-        .expect("answered");
+    let ping_id = answered_ping(&drain(engine)).expect("answered");
     all.extend(events(engine));
     engine.handle_post(T0 + 100 * MS, 2, SELLER, ping_id, &contact(), &consent());
     let mut deliveries = Vec::new();
@@ -305,13 +267,7 @@ fn a_trace_counts_the_campaigns_the_walk_never_reached() {
     let (mut engine, _) = engines();
     market(&mut engine, Strategy::HighestBid, &prices);
     engine.handle_ping(T0, 1, SELLER, &solar_ping());
-    let ping_id = drain(&mut engine)
-        .iter()
-        .find_map(|output| match output {
-            Output::PingAnswer { result, .. } => Some(result.ping_id),
-            _ => None,
-        })
-        .expect("answered");
+    let ping_id = answered_ping(&drain(&mut engine)).expect("answered");
     events(&mut engine);
     let trace = engine.trace(TraceKey::Ping, ping_id).expect("trace");
     let not_reached: Vec<(u64, u16, &str)> = trace
@@ -397,13 +353,7 @@ fn generated_run(
         }
         if let Some(Resolution::Offer { .. }) = resolution {
             if rng.percent(30) {
-                let ping_id = outputs
-                    .iter()
-                    .find_map(|output| match output {
-                        Output::PingAnswer { result, .. } => Some(result.ping_id),
-                        _ => None,
-                    })
-                    .expect("answered");
+                let ping_id = answered_ping(&outputs).expect("answered");
                 engine.handle_post(
                     now + MS,
                     1_000_000 + i,
@@ -517,13 +467,7 @@ fn a_cascade_ranks_against_the_book_its_auction_started_with() {
     let mut lines = Vec::new();
     for engine in [&mut walked, &mut full] {
         engine.handle_ping(T0, 1, SELLER, &solar_ping());
-        let ping_id = drain(engine)
-            .iter()
-            .find_map(|output| match output {
-                Output::PingAnswer { result, .. } => Some(result.ping_id),
-                _ => None,
-            })
-            .expect("answered");
+        let ping_id = answered_ping(&drain(engine)).expect("answered");
         // A new book while the auction is in flight: campaign 103 now outbids 102.
         let mut changed = engine
             .definitions()
