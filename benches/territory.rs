@@ -199,9 +199,9 @@ fn territory(c: &mut Criterion) {
         let (mut included, mut excluded, mut most) = (0usize, 0usize, 0usize);
         for &(vertical, lead) in &leads {
             index.lookup(vertical, us, lead, &mut out);
-            included += out.included.len();
+            included += out.included_count();
             excluded += out.excluded.len();
-            most = most.max(out.included.len());
+            most = most.max(out.included_count());
         }
         // Per-lead cost: each lead looked up warm 64 times; the spread across leads shows how
         // cost follows the number of matches.
@@ -255,7 +255,7 @@ fn territory(c: &mut Criterion) {
                 next = (next + 1) % leads.len();
                 let (vertical, lead) = leads[next];
                 index.lookup(vertical, us, black_box(lead), &mut out);
-                black_box(out.included.len())
+                black_box(out.included_count())
             })
         });
         if campaigns <= 10_000 {

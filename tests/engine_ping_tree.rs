@@ -516,3 +516,34 @@ fn a_cascade_ranks_against_the_book_its_auction_started_with() {
     // The auction's own book: 102 at $40 is next, not 103 at its new price.
     assert_eq!(lines, vec![(2, 4_000), (2, 4_000)]);
 }
+
+#[test]
+fn the_book_numbers_campaigns_by_vertical_then_id() {
+    // The generated book draws each campaign's vertical at random, so ids interleave them;
+    // the book's numbering groups each vertical's campaigns (the territory index reads a
+    // market's bitset words as one run) and keeps id order within a vertical.
+    let spec = BookSpec::new(0xB00C_7E57, 400);
+    let mut engine = Engine::new(EngineConfig::default());
+    engine
+        .handle_admin_batch(T0, generate(&spec))
+        .expect("the generated book loads");
+    let book = engine.book();
+    let campaigns = book.campaigns();
+    assert_eq!(campaigns.len(), 400);
+    let mut by_id: Vec<_> = campaigns.iter().map(|c| (c.id, c.vertical)).collect();
+    by_id.sort_unstable();
+    assert!(
+        by_id.windows(2).any(|pair| pair[0].1 > pair[1].1),
+        "in id order the verticals interleave"
+    );
+    for (at, campaign) in campaigns.iter().enumerate() {
+        assert_eq!(campaign.ix.0 as usize, at);
+        assert_eq!(book.campaign_by_id(campaign.id).map(|c| c.ix), Some(campaign.ix));
+    }
+    assert!(
+        campaigns
+            .windows(2)
+            .all(|pair| (pair[0].vertical, pair[0].id) < (pair[1].vertical, pair[1].id)),
+        "ordered by vertical, then id"
+    );
+}

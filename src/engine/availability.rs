@@ -43,8 +43,37 @@ pub struct Availability {
     exclusive_price: Box<[Option<Money>]>,
     /// The same for a shared sale.
     shared_price: Box<[Option<Money>]>,
+    /// By `CampaignIx`: the campaign's place among the book's campaigns that buy an exclusive
+    /// sale at a fixed price, ordered by that price descending, then campaign id ascending
+    /// (the order of highest bid, second price and first to accept, and of round robin's
+    /// ties); [`NOT_RANKED`] for the others. The ping tree's walk orders a tier by it with
+    /// one integer comparison instead of comparing price and id.
+    exclusive_rank: Box<[u32]>,
+    /// The same for a shared sale.
+    shared_rank: Box<[u32]>,
+    /// By `CampaignIx`: the campaign's place in campaign id order (a weighted tier's ties).
+    id_rank: Box<[u32]>,
     /// By `CampaignIx`: its weight for the weighted strategy.
     weight: Box<[u16]>,
+}
+
+/// The rank of a campaign that has no fixed price for a sale mode (it bids live or does not
+/// buy that mode).
+pub const NOT_RANKED: u32 = u32::MAX;
+
+/// Each campaign's place when those with a price are ordered by price descending, then id
+/// ascending; [`NOT_RANKED`] for those without one.
+fn ranks(ids: &[CampaignId], prices: &[Option<Money>]) -> Box<[u32]> {
+    let mut order: Vec<usize> = (0..prices.len())
+        .filter(|&at| prices[at].is_some())
+        .collect();
+    order.sort_unstable_by_key(|&at| (std::cmp::Reverse(prices[at]), ids[at]));
+    let mut ranks = vec![NOT_RANKED; prices.len()];
+    for (rank, at) in order.into_iter().enumerate() {
+        // A book holds fewer than 2^32 campaigns (`CampaignIx` is a u32).
+        ranks[at] = u32::try_from(rank).expect("fewer than 2^32 campaigns");
+    }
+    ranks.into_boxed_slice()
 }
 
 impl Availability {
@@ -69,8 +98,15 @@ impl Availability {
                 })
                 .collect()
         };
+        let ids: Box<[CampaignId]> = campaigns.iter().map(|campaign| campaign.id).collect();
+        let exclusive_price = fixed(SaleMode::Exclusive);
+        let shared_price = fixed(SaleMode::Shared);
+        let everyone: Box<[Option<Money>]> = vec![Some(0); campaigns.len()].into();
         let mut availability = Self {
-            ids: campaigns.iter().map(|campaign| campaign.id).collect(),
+            exclusive_rank: ranks(&ids, &exclusive_price),
+            shared_rank: ranks(&ids, &shared_price),
+            id_rank: ranks(&ids, &everyone),
+            ids,
             active: vec![0; words].into_boxed_slice(),
             exclusive: vec![0; words].into_boxed_slice(),
             shared: vec![0; words].into_boxed_slice(),
@@ -80,8 +116,8 @@ impl Availability {
                 .into_iter()
                 .map(|tier| (tier, vec![0; words].into_boxed_slice()))
                 .collect(),
-            exclusive_price: fixed(SaleMode::Exclusive),
-            shared_price: fixed(SaleMode::Shared),
+            exclusive_price,
+            shared_price,
             weight: campaigns.iter().map(|campaign| campaign.weight).collect(),
         };
         for (at, campaign) in campaigns.iter().enumerate() {
@@ -153,6 +189,21 @@ impl Availability {
         }
     }
 
+    /// The campaign's rank for `mode` (see `exclusive_rank`): lower ranks first.
+    #[inline]
+    pub fn price_rank(&self, ix: CampaignIx, mode: SaleMode) -> u32 {
+        match mode {
+            SaleMode::Exclusive => self.exclusive_rank[ix.0 as usize],
+            SaleMode::Shared => self.shared_rank[ix.0 as usize],
+        }
+    }
+
+    /// The campaign's place in campaign id order.
+    #[inline]
+    pub fn id_rank(&self, ix: CampaignIx) -> u32 {
+        self.id_rank[ix.0 as usize]
+    }
+
     /// How many campaigns the book has.
     pub fn len(&self) -> usize {
         self.ids.len()
@@ -189,6 +240,7 @@ impl Availability {
         std::mem::size_of_val::<[CampaignId]>(&self.ids)
             + (5 + self.tiers.len()) * std::mem::size_of_val(&*self.active)
             + 2 * std::mem::size_of_val::<[Option<Money>]>(&self.exclusive_price)
+            + 3 * std::mem::size_of_val::<[u32]>(&self.id_rank)
             + std::mem::size_of_val::<[u16]>(&self.weight)
     }
 }
@@ -285,6 +337,15 @@ mod tests {
             blocked: blocked.into(),
             allowed: allowed.map(Into::into),
         }
+    }
+
+    #[test]
+    fn ranks_order_by_price_descending_then_id_and_skip_the_unpriced() {
+        let ids = [40, 10, 30, 20, 50];
+        let prices = [Some(45), Some(38), None, Some(45), Some(42)];
+        // 45 (id 20), 45 (id 40), 42 (id 50), 38 (id 10); id 30 has no price.
+        assert_eq!(&*ranks(&ids, &prices), [1, 3, NOT_RANKED, 0, 2]);
+        assert!(ranks(&[], &[]).is_empty());
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! the handoff, so a caller that journals every event it has polled before it sends an output
 //! keeps invariant 4 (the record is durable before the contact leaves the process).
 
-use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::sync::{Arc, Weak};
 
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::auction::{
     Award, Candidate, Outcome, Selection, SelectionRequest, Selector, weighted_draw,
 };
+use super::availability::NOT_RANKED;
 use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign, CompiledSeller};
 use super::caps::{CapReservation, CapUsage};
 use super::clock::{LocalTime, ZoneClock};
@@ -430,10 +430,9 @@ struct WalkScratch {
     unavailable: Vec<(u32, u64, u64, u64)>,
     /// Those of one tier and group.
     members: Vec<(u32, u64)>,
-    /// One tier's campaigns for one sale mode, best first: (the strategy's own key — least
-    /// recently selected for round robin, the draw for weighted, else 0 —, price, campaign id
-    /// reversed, index).
-    ranked: BinaryHeap<(u64, Money, Reverse<CampaignId>, u32)>,
+    /// One tier's campaigns for one sale mode, best first, each as one integer (see
+    /// [`Engine::walk_tier`]).
+    ranked: BinaryHeap<u128>,
 }
 
 /// Room the walk makes up front for the campaigns it evaluates (its exclusions and candidates
@@ -1054,8 +1053,8 @@ impl Engine {
     ) {
         // Sized once: every matched campaign lands in one of these.
         out.excluded
-            .reserve(matches.excluded.len() + matches.included.len());
-        out.candidates.reserve(matches.included.len());
+            .reserve(matches.excluded.len() + matches.included_count());
+        out.candidates.reserve(matches.included_count());
         out.excluded
             .extend(matches.excluded.iter().map(|&ix| Excluded {
                 campaign: book.campaign(ix).id,
@@ -1320,41 +1319,58 @@ impl Engine {
         let availability = &book.availability;
         let mut ranked = std::mem::take(&mut self.walk.ranked).into_vec();
         ranked.clear();
+        // Best first in a max-heap of one integer per campaign: the strategy's own key (least
+        // recently selected for round robin, the lowest draw for weighted, else none), then
+        // the book's rank (price descending, then id; id alone for weighted), then the index.
+        let static_order = !matches!(strategy, Strategy::RoundRobin | Strategy::Weighted);
         for &(word, bits) in members {
             let mut rest = bits;
             while rest != 0 {
                 let ix = CampaignIx(word * 64 + rest.trailing_zeros());
                 rest &= rest - 1;
-                let Some(price) = availability.fixed_price(ix, mode) else {
-                    continue;
-                };
-                if price < floor {
+                let rank = availability.price_rank(ix, mode);
+                if rank == NOT_RANKED {
                     continue;
                 }
-                let id = availability.id(ix);
-                // Best first in a max-heap: (strategy's key, price, campaign id reversed).
-                let (first, price) = match strategy {
+                let (first, then) = match strategy {
                     Strategy::RoundRobin => {
                         debug_assert!(
                             std::ptr::eq(book, &*self.book),
                             "walks use the current book"
                         );
-                        (u64::MAX - self.usage.last_selected_at(ix), price)
+                        (u64::MAX - self.usage.last_selected_at(ix), rank)
                     }
                     Strategy::Weighted => {
+                        if availability.fixed_price(ix, mode).is_none_or(|p| p < floor) {
+                            continue;
+                        }
+                        let id = availability.id(ix);
                         let draw = weighted_draw(request.seed, tier, id, availability.weight(ix));
-                        (u64::MAX - draw, 0)
+                        (u64::MAX - draw, availability.id_rank(ix))
                     }
-                    _ => (0, price),
+                    _ => (0, rank),
                 };
-                ranked.push((first, price, Reverse(id), ix.0));
+                ranked.push(
+                    (u128::from(first) << 64)
+                        | (u128::from(u32::MAX - then) << 32)
+                        | u128::from(ix.0),
+                );
             }
         }
         let mut ranked = BinaryHeap::from(ranked);
         let mut buyers = [0; SHARED_BUYERS_MAX as usize];
         let mut winners = 0;
-        while let Some((.., ix)) = ranked.pop() {
-            let memo = self.walk_evaluate(book, CampaignIx(ix), lead, out);
+        while let Some(key) = ranked.pop() {
+            #[allow(clippy::cast_possible_truncation)] // the low 32 bits hold the index
+            let ix = CampaignIx(key as u32);
+            if availability.fixed_price(ix, mode).is_none_or(|p| p < floor) {
+                if static_order {
+                    // Ranked by price: every campaign after it is below the floor too.
+                    break;
+                }
+                continue;
+            }
+            let memo = self.walk_evaluate(book, ix, lead, out);
             if !memo.buys(mode, floor) {
                 continue;
             }

@@ -114,14 +114,13 @@ impl std::error::Error for TerritoryError {}
 /// that a lookup allocates nothing once the buffer has grown.
 #[derive(Debug, Clone, Default)]
 pub struct TerritoryMatches {
-    /// Campaigns matched by an include rule and by no exclude rule; ascending, no duplicates.
-    pub included: Vec<CampaignIx>,
     /// Campaigns matched by an include rule and by an exclude rule (excluded by territory);
     /// ascending, no duplicates.
     pub excluded: Vec<CampaignIx>,
-    /// `included` as bitset words: (word index, bits), word `w` bit `b` being campaign
-    /// `64 * w + b`; ascending, only non-zero words. An auction ANDs these with the book's
-    /// availability bitsets 64 campaigns at a time.
+    /// The campaigns matched by an include rule and by no exclude rule, as bitset words:
+    /// (word index, bits), word `w` bit `b` being campaign `64 * w + b`; ascending, only
+    /// non-zero words. An auction ANDs these with the book's availability bitsets 64
+    /// campaigns at a time; [`Self::included`] lists them one by one.
     pub included_words: Vec<(u32, u64)>,
     /// Scratch: campaigns an include rule matched.
     hits: HitSet,
@@ -136,19 +135,39 @@ impl TerritoryMatches {
         Self::default()
     }
 
-    /// True when neither list has a campaign.
+    /// True when no campaign matched, included or excluded.
     pub fn is_empty(&self) -> bool {
-        self.included.is_empty() && self.excluded.is_empty()
+        self.included_words.is_empty() && self.excluded.is_empty()
+    }
+
+    /// The campaigns matched by an include rule and by no exclude rule, ascending.
+    pub fn included(&self) -> impl Iterator<Item = CampaignIx> + '_ {
+        self.included_words.iter().flat_map(|&(word, bits)| {
+            let mut rest = bits;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let ix = CampaignIx(word * 64 + rest.trailing_zeros());
+                    rest &= rest - 1;
+                    ix
+                })
+            })
+        })
+    }
+
+    /// How many campaigns [`Self::included`] lists.
+    pub fn included_count(&self) -> usize {
+        self.included_words
+            .iter()
+            .map(|&(_, bits)| bits.count_ones() as usize)
+            .sum()
     }
 }
 
-/// A set of campaign indexes as a bitset with a summary level (one bit per non-zero word), so
-/// that reading it out in order skips empty words 64 at a time. It is all zeros between
-/// lookups: reading out clears what it reads.
+/// A set of campaign indexes as a bitset. It is all zeros between lookups: a lookup sets bits
+/// only within its market's words ([`Market::words`]) and reading out clears those.
 #[derive(Debug, Clone, Default)]
 struct HitSet {
     words: Vec<u64>,
-    summary: Vec<u64>,
 }
 
 impl HitSet {
@@ -158,26 +177,12 @@ impl HitSet {
         let words = slots.div_ceil(64);
         if self.words.len() < words {
             self.words.resize(words, 0);
-            self.summary.resize(words.div_ceil(64), 0);
         }
     }
 
     #[inline(always)]
     fn insert(&mut self, campaign: u32) {
-        let word = (campaign >> 6) as usize;
-        self.words[word] |= 1 << (campaign & 63);
-        self.summary[word >> 6] |= 1 << (word & 63);
-    }
-
-    /// Zeroes the set, touching only non-zero words.
-    fn clear(&mut self) {
-        for (summary_ix, summary) in self.summary.iter_mut().enumerate() {
-            let mut bits = std::mem::take(summary);
-            while bits != 0 {
-                self.words[summary_ix * 64 + bits.trailing_zeros() as usize] = 0;
-                bits &= bits - 1;
-            }
-        }
+        self.words[(campaign >> 6) as usize] |= 1 << (campaign & 63);
     }
 }
 
@@ -214,6 +219,9 @@ struct RadiusEntry {
 /// Every rule of one (vertical, country).
 #[derive(Debug, Default)]
 struct Market {
+    /// The bitset words (campaign index / 64) its campaigns fall in: a lookup reads out only
+    /// these. The book numbers campaigns by vertical first, so a market's are close together.
+    words: std::ops::Range<usize>,
     /// The posting lists' campaign indexes.
     arena: Vec<u32>,
     country: Postings,
@@ -306,6 +314,8 @@ enum Target {
 /// grouped into posting lists at the end.
 #[derive(Default)]
 struct MarketBuilder {
+    /// The lowest and one past the highest campaign index of its rules.
+    campaigns: Option<(u32, u32)>,
     country: Vec<(bool, u32)>,
     exact: Vec<(u128, bool, u32)>,
     prefix: Vec<(u128, bool, u32)>,
@@ -415,7 +425,9 @@ fn group<K: Copy + Eq + Ord>(
 
 impl MarketBuilder {
     fn finish(self, occupied: &[u64]) -> Market {
+        let (low, high) = self.campaigns.unwrap_or((0, 0));
         let mut market = Market {
+            words: (low as usize / 64)..(high as usize).div_ceil(64),
             prefix_lens: self.prefix_lens,
             ..Market::default()
         };
@@ -620,6 +632,10 @@ impl TerritoryIndex {
                 has_exclude |= exclude;
                 let market = builders.entry((vertical, country)).or_default();
                 let c = campaign.0;
+                market.campaigns = Some(match market.campaigns {
+                    None => (c, c + 1),
+                    Some((low, high)) => (low.min(c), high.max(c + 1)),
+                });
                 match target {
                     Target::Country => market.country.push((exclude, c)),
                     Target::Exact(key) => market.exact.push((key, exclude, c)),
@@ -666,7 +682,6 @@ impl TerritoryIndex {
         postal_code: &str,
         out: &mut TerritoryMatches,
     ) {
-        out.included.clear();
         out.excluded.clear();
         out.included_words.clear();
         let Some(market) = self.markets.get(&(vertical, country)) else {
@@ -725,33 +740,38 @@ impl TerritoryIndex {
             }
         }
 
-        // Read the hits out in order; a hit that is also vetoed goes to `excluded`.
-        for (summary_ix, summary) in hits.summary.iter_mut().enumerate() {
-            let mut words = std::mem::take(summary);
-            while words != 0 {
-                let word_ix = summary_ix * 64 + words.trailing_zeros() as usize;
-                words &= words - 1;
-                let bits = std::mem::take(&mut hits.words[word_ix]);
-                let vetoed_bits = if vetoed { vetoes.words[word_ix] } else { 0 };
+        // Read the hits out in order, clearing them; a hit that is also vetoed goes to
+        // `excluded`.
+        let words = market.words.clone();
+        let hit_words = &mut hits.words[words.clone()];
+        if vetoed {
+            let veto_words = &mut vetoes.words[words.clone()];
+            for ((hit, veto), word_ix) in hit_words.iter_mut().zip(veto_words).zip(words) {
+                let bits = std::mem::take(hit);
+                let vetoed_bits = std::mem::take(veto);
                 let included = bits & !vetoed_bits;
                 if included != 0 {
                     // Below the campaign slots, a u32.
                     #[allow(clippy::cast_possible_truncation)]
                     out.included_words.push((word_ix as u32, included));
                 }
-                push_bits(included, word_ix, &mut out.included);
                 push_bits(bits & vetoed_bits, word_ix, &mut out.excluded);
             }
-        }
-        if vetoed {
-            vetoes.clear();
+        } else {
+            for (hit, word_ix) in hit_words.iter_mut().zip(words) {
+                let bits = std::mem::take(hit);
+                if bits != 0 {
+                    // Below the campaign slots, a u32.
+                    #[allow(clippy::cast_possible_truncation)]
+                    out.included_words.push((word_ix as u32, bits));
+                }
+            }
         }
     }
 
     /// A buffer that `lookup` on this index never needs to grow.
     pub fn new_matches(&self) -> TerritoryMatches {
         let mut matches = TerritoryMatches {
-            included: Vec::with_capacity(self.campaign_slots as usize),
             included_words: Vec::with_capacity((self.campaign_slots as usize).div_ceil(64)),
             excluded: Vec::with_capacity(self.exclude_campaigns as usize),
             ..TerritoryMatches::default()
@@ -887,7 +907,7 @@ mod tests {
         let mut out = TerritoryMatches::new();
         index.lookup(VerticalIx(v), country(c), text, &mut out);
         let ids = |list: &[CampaignIx]| list.iter().map(|c| c.0).collect();
-        // The words hold the same campaigns as the list, in the same order.
+        // The words hold the campaigns the listing gives, in the same order.
         let from_words: Vec<u32> = out
             .included_words
             .iter()
@@ -897,8 +917,9 @@ mod tests {
                     .map(move |b| word * 64 + b)
             })
             .collect();
-        let included: Vec<u32> = ids(&out.included);
+        let included: Vec<u32> = out.included().map(|c| c.0).collect();
         assert_eq!(from_words, included);
+        assert_eq!(out.included_count(), included.len());
         (included, ids(&out.excluded))
     }
 
@@ -1244,15 +1265,18 @@ mod tests {
             .collect();
         let index = build(&book);
         let mut out = index.new_matches();
-        let pointers = (out.included.as_ptr(), out.excluded.as_ptr());
-        let capacities = (out.included.capacity(), out.excluded.capacity());
+        let pointers = (out.included_words.as_ptr(), out.excluded.as_ptr());
+        let capacities = (out.included_words.capacity(), out.excluded.capacity());
         for (zip, _) in ZipTable::us().zips_in_state("CO") {
             index.lookup(VerticalIx(0), country("US"), zip.as_str(), &mut out);
-            assert!(out.included.len() >= 100);
+            assert!(out.included_count() >= 100);
         }
-        assert_eq!((out.included.as_ptr(), out.excluded.as_ptr()), pointers);
         assert_eq!(
-            (out.included.capacity(), out.excluded.capacity()),
+            (out.included_words.as_ptr(), out.excluded.as_ptr()),
+            pointers
+        );
+        assert_eq!(
+            (out.included_words.capacity(), out.excluded.capacity()),
             capacities
         );
         index.lookup(VerticalIx(0), country("US"), "80302", &mut out);
@@ -1261,11 +1285,11 @@ mod tests {
         // The same buffer then serves a smaller and a larger index correctly.
         let small = build(&[(0, 0, vec![inc(postal("US", "80302"))])]);
         small.lookup(VerticalIx(0), country("US"), "80302", &mut out);
-        assert_eq!(out.included, [CampaignIx(0)]);
+        assert_eq!(out.included().collect::<Vec<_>>(), [CampaignIx(0)]);
         assert!(out.excluded.is_empty());
         let large = build(&[(70_000, 0, vec![inc(postal("US", "80302"))])]);
         large.lookup(VerticalIx(0), country("US"), "80302", &mut out);
-        assert_eq!(out.included, [CampaignIx(70_000)]);
+        assert_eq!(out.included().collect::<Vec<_>>(), [CampaignIx(70_000)]);
     }
 
     #[test]
@@ -1462,7 +1486,7 @@ mod tests {
             for (v, c, text) in leads.iter().chain(&own) {
                 index.lookup(VerticalIx(*v), country(c), text, &mut out);
                 let got = (
-                    out.included.iter().map(|c| c.0).collect::<Vec<_>>(),
+                    out.included().map(|c| c.0).collect::<Vec<_>>(),
                     out.excluded.iter().map(|c| c.0).collect::<Vec<_>>(),
                 );
                 prop_assert_eq!(got, reference(&book, *v, country(c), text), "lead {} {} {}", v, c, text);
