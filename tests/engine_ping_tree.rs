@@ -538,7 +538,10 @@ fn the_book_numbers_campaigns_by_vertical_then_id() {
     );
     for (at, campaign) in campaigns.iter().enumerate() {
         assert_eq!(campaign.ix.0 as usize, at);
-        assert_eq!(book.campaign_by_id(campaign.id).map(|c| c.ix), Some(campaign.ix));
+        assert_eq!(
+            book.campaign_by_id(campaign.id).map(|c| c.ix),
+            Some(campaign.ix)
+        );
     }
     assert!(
         campaigns

@@ -16,7 +16,7 @@
 use rustc_hash::FxHashSet;
 
 use super::book::CompiledCampaign;
-use super::types::{BuyerId, CampaignId, CampaignIx};
+use super::types::{BuyerId, CampaignId, CampaignIx, VerticalIx};
 use crate::protocol::{CampaignRole, Money, Pricing, SaleMode};
 
 /// The book's masks over its campaigns; see the module documentation.
@@ -44,13 +44,19 @@ pub struct Availability {
     /// The same for a shared sale.
     shared_price: Box<[Option<Money>]>,
     /// By `CampaignIx`: the campaign's place among the book's campaigns that buy an exclusive
-    /// sale at a fixed price, ordered by that price descending, then campaign id ascending
-    /// (the order of highest bid, second price and first to accept, and of round robin's
-    /// ties); [`NOT_RANKED`] for the others. The ping tree's walk orders a tier by it with
-    /// one integer comparison instead of comparing price and id.
+    /// sale at a fixed price, ordered by vertical, then that price descending, then campaign
+    /// id ascending (within a vertical, the order of highest bid, second price and first to
+    /// accept, and of round robin's ties); [`NOT_RANKED`] for the others. The ping tree's
+    /// walk orders a tier by it: as bits of a bitset for the strategies that order by price
+    /// alone, as one integer per campaign for round robin. As campaigns are numbered by
+    /// vertical too, a vertical's ranks fall in the same words as its indexes.
     exclusive_rank: Box<[u32]>,
     /// The same for a shared sale.
     shared_rank: Box<[u32]>,
+    /// By exclusive rank: the campaign's index (`exclusive_rank` inverted).
+    exclusive_by_rank: Box<[CampaignIx]>,
+    /// By shared rank: the campaign's index.
+    shared_by_rank: Box<[CampaignIx]>,
     /// By `CampaignIx`: the campaign's place in campaign id order (a weighted tier's ties).
     id_rank: Box<[u32]>,
     /// By `CampaignIx`: its weight for the weighted strategy.
@@ -61,19 +67,29 @@ pub struct Availability {
 /// buy that mode).
 pub const NOT_RANKED: u32 = u32::MAX;
 
-/// Each campaign's place when those with a price are ordered by price descending, then id
-/// ascending; [`NOT_RANKED`] for those without one.
-fn ranks(ids: &[CampaignId], prices: &[Option<Money>]) -> Box<[u32]> {
-    let mut order: Vec<usize> = (0..prices.len())
+/// Each campaign's place when those with a price are ordered by vertical, then price
+/// descending, then id ascending ([`NOT_RANKED`] for those without one), and the campaigns by
+/// place.
+fn ranks(
+    verticals: &[VerticalIx],
+    ids: &[CampaignId],
+    prices: &[Option<Money>],
+) -> (Box<[u32]>, Box<[CampaignIx]>) {
+    let mut order: Vec<u32> = (0..prices.len())
         .filter(|&at| prices[at].is_some())
-        .collect();
-    order.sort_unstable_by_key(|&at| (std::cmp::Reverse(prices[at]), ids[at]));
-    let mut ranks = vec![NOT_RANKED; prices.len()];
-    for (rank, at) in order.into_iter().enumerate() {
         // A book holds fewer than 2^32 campaigns (`CampaignIx` is a u32).
-        ranks[at] = u32::try_from(rank).expect("fewer than 2^32 campaigns");
+        .map(|at| u32::try_from(at).expect("fewer than 2^32 campaigns"))
+        .collect();
+    order.sort_unstable_by_key(|&at| {
+        let at = at as usize;
+        (verticals[at], std::cmp::Reverse(prices[at]), ids[at])
+    });
+    let mut ranks = vec![NOT_RANKED; prices.len()];
+    for (rank, &at) in (0u32..).zip(&order) {
+        ranks[at as usize] = rank;
     }
-    ranks.into_boxed_slice()
+    let by_rank = order.into_iter().map(CampaignIx).collect();
+    (ranks.into_boxed_slice(), by_rank)
 }
 
 impl Availability {
@@ -101,11 +117,17 @@ impl Availability {
         let ids: Box<[CampaignId]> = campaigns.iter().map(|campaign| campaign.id).collect();
         let exclusive_price = fixed(SaleMode::Exclusive);
         let shared_price = fixed(SaleMode::Shared);
-        let everyone: Box<[Option<Money>]> = vec![Some(0); campaigns.len()].into();
+        let verticals: Vec<VerticalIx> = campaigns.iter().map(|c| c.vertical).collect();
+        let (exclusive_rank, exclusive_by_rank) = ranks(&verticals, &ids, &exclusive_price);
+        let (shared_rank, shared_by_rank) = ranks(&verticals, &ids, &shared_price);
+        let one_vertical = vec![VerticalIx(0); campaigns.len()];
+        let everyone = vec![Some(0); campaigns.len()];
         let mut availability = Self {
-            exclusive_rank: ranks(&ids, &exclusive_price),
-            shared_rank: ranks(&ids, &shared_price),
-            id_rank: ranks(&ids, &everyone),
+            exclusive_rank,
+            shared_rank,
+            exclusive_by_rank,
+            shared_by_rank,
+            id_rank: ranks(&one_vertical, &ids, &everyone).0,
             ids,
             active: vec![0; words].into_boxed_slice(),
             exclusive: vec![0; words].into_boxed_slice(),
@@ -198,6 +220,15 @@ impl Availability {
         }
     }
 
+    /// The campaign of rank `rank` for `mode` (below the number of ranked campaigns).
+    #[inline]
+    pub fn by_rank(&self, rank: u32, mode: SaleMode) -> CampaignIx {
+        match mode {
+            SaleMode::Exclusive => self.exclusive_by_rank[rank as usize],
+            SaleMode::Shared => self.shared_by_rank[rank as usize],
+        }
+    }
+
     /// The campaign's place in campaign id order.
     #[inline]
     pub fn id_rank(&self, ix: CampaignIx) -> u32 {
@@ -241,6 +272,8 @@ impl Availability {
             + (5 + self.tiers.len()) * std::mem::size_of_val(&*self.active)
             + 2 * std::mem::size_of_val::<[Option<Money>]>(&self.exclusive_price)
             + 3 * std::mem::size_of_val::<[u32]>(&self.id_rank)
+            + std::mem::size_of_val::<[CampaignIx]>(&self.exclusive_by_rank)
+            + std::mem::size_of_val::<[CampaignIx]>(&self.shared_by_rank)
             + std::mem::size_of_val::<[u16]>(&self.weight)
     }
 }
@@ -341,11 +374,17 @@ mod tests {
 
     #[test]
     fn ranks_order_by_price_descending_then_id_and_skip_the_unpriced() {
-        let ids = [40, 10, 30, 20, 50];
-        let prices = [Some(45), Some(38), None, Some(45), Some(42)];
-        // 45 (id 20), 45 (id 40), 42 (id 50), 38 (id 10); id 30 has no price.
-        assert_eq!(&*ranks(&ids, &prices), [1, 3, NOT_RANKED, 0, 2]);
-        assert!(ranks(&[], &[]).is_empty());
+        let ids = [40, 10, 30, 20, 50, 5];
+        let prices = [Some(45), Some(38), None, Some(45), Some(42), Some(99)];
+        let one = [VerticalIx(0); 6];
+        // 99 (id 5), 45 (id 20), 45 (id 40), 42 (id 50), 38 (id 10); id 30 has no price.
+        let (rank, by_rank) = ranks(&one, &ids, &prices);
+        assert_eq!(&*rank, [2, 4, NOT_RANKED, 1, 3, 0]);
+        assert_eq!(&*by_rank, [5, 3, 0, 4, 1].map(CampaignIx));
+        // Vertical first: the $99 campaign of vertical 1 ranks after all of vertical 0.
+        let two = [0, 0, 0, 0, 0, 1].map(VerticalIx);
+        assert_eq!(&*ranks(&two, &ids, &prices).0, [1, 3, NOT_RANKED, 0, 2, 4]);
+        assert!(ranks(&[], &[], &[]).0.is_empty());
     }
 
     #[test]

@@ -316,7 +316,7 @@ pub struct CompiledBuyer {
 #[derive(Debug)]
 pub struct CompiledCampaign {
     pub id: CampaignId,
-    /// Its position in this snapshot's campaign table (campaigns in id order).
+    /// Its position in this snapshot's campaign table (campaigns by vertical, then id).
     pub ix: CampaignIx,
     pub buyer: BuyerId,
     /// Its buyer's position in this snapshot's buyer table.

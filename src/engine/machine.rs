@@ -415,6 +415,45 @@ struct TierOrder {
     winners_max: usize,
 }
 
+/// The winners one tier's walk has found for one sale mode, in order.
+struct TierWinners {
+    mode: SaleMode,
+    /// 1 for an exclusive sale, `shared_buyers_max` for a shared one.
+    max: usize,
+    buyers: [BuyerId; SHARED_BUYERS_MAX as usize],
+    count: usize,
+}
+
+impl TierWinners {
+    fn new(mode: SaleMode, max: usize) -> Self {
+        Self {
+            mode,
+            max,
+            buyers: [0; SHARED_BUYERS_MAX as usize],
+            count: 0,
+        }
+    }
+
+    /// Takes the next campaign in the tier's order that can buy, of `buyer`: a winner while
+    /// places are left and its buyer has none, else the runner-up that prices the winners
+    /// (second price). Whether the walk goes on: not after that runner-up. A shared sale
+    /// passes over a winning buyer's other campaigns.
+    fn take(&mut self, buyer: BuyerId) -> bool {
+        let buyer_won = self.buyers[..self.count].contains(&buyer);
+        if self.count < self.max && !buyer_won {
+            self.buyers[self.count] = buyer;
+            self.count += 1;
+            true
+        } else {
+            self.mode == SaleMode::Shared && buyer_won
+        }
+    }
+
+    fn found(&self) -> bool {
+        self.count > 0
+    }
+}
+
 /// The ping tree walk's reused buffers (a cache: nothing in them outlives one auction).
 #[derive(Debug, Default)]
 struct WalkScratch {
@@ -433,6 +472,9 @@ struct WalkScratch {
     /// One tier's campaigns for one sale mode, best first, each as one integer (see
     /// [`Engine::walk_tier`]).
     ranked: BinaryHeap<u128>,
+    /// One tier's campaigns for one sale mode as a bitset over their price ranks
+    /// ([`super::availability::Availability::price_rank`]); all zeros between tiers.
+    by_rank: Vec<u64>,
 }
 
 /// Room the walk makes up front for the campaigns it evaluates (its exclusions and candidates
@@ -1317,12 +1359,55 @@ impl Engine {
         } = order;
         let floor = request.floor;
         let availability = &book.availability;
+        let mut winners = TierWinners::new(mode, winners_max);
+        if !matches!(strategy, Strategy::RoundRobin | Strategy::Weighted) {
+            // Ordered by price alone: set each campaign's rank in a bitset, then read the
+            // ranks back in order. Every campaign after one below the floor is below it too.
+            let mut by_rank = std::mem::take(&mut self.walk.by_rank);
+            let words = availability.len().div_ceil(64);
+            if by_rank.len() < words {
+                by_rank.resize(words, 0);
+            }
+            let (mut low, mut high) = (usize::MAX, 0);
+            for &(word, bits) in members {
+                let mut rest = bits;
+                while rest != 0 {
+                    let ix = CampaignIx(word * 64 + rest.trailing_zeros());
+                    rest &= rest - 1;
+                    let rank = availability.price_rank(ix, mode);
+                    if rank != NOT_RANKED {
+                        let at = (rank / 64) as usize;
+                        by_rank[at] |= 1 << (rank % 64);
+                        low = low.min(at);
+                        high = high.max(at);
+                    }
+                }
+            }
+            let mut done = false;
+            for at in low..=high.min(words.saturating_sub(1)) {
+                let mut rest = std::mem::take(&mut by_rank[at]);
+                while rest != 0 && !done {
+                    #[allow(clippy::cast_possible_truncation)] // a rank, below 2^32
+                    let rank = (at * 64) as u32 + rest.trailing_zeros();
+                    rest &= rest - 1;
+                    let ix = availability.by_rank(rank, mode);
+                    if availability.fixed_price(ix, mode).is_none_or(|p| p < floor) {
+                        done = true;
+                        break;
+                    }
+                    let memo = self.walk_evaluate(book, ix, lead, out);
+                    done = memo.buys(mode, floor) && !winners.take(memo.buyer);
+                }
+            }
+            self.walk.by_rank = by_rank;
+            return winners.found();
+        }
+
         let mut ranked = std::mem::take(&mut self.walk.ranked).into_vec();
         ranked.clear();
         // Best first in a max-heap of one integer per campaign: the strategy's own key (least
-        // recently selected for round robin, the lowest draw for weighted, else none), then
-        // the book's rank (price descending, then id; id alone for weighted), then the index.
-        let static_order = !matches!(strategy, Strategy::RoundRobin | Strategy::Weighted);
+        // recently selected for round robin, the lowest draw for weighted), then the book's
+        // rank (price descending, then id; id alone for weighted), then the index.
         for &(word, bits) in members {
             let mut rest = bits;
             while rest != 0 {
@@ -1332,23 +1417,19 @@ impl Engine {
                 if rank == NOT_RANKED {
                     continue;
                 }
-                let (first, then) = match strategy {
-                    Strategy::RoundRobin => {
-                        debug_assert!(
-                            std::ptr::eq(book, &*self.book),
-                            "walks use the current book"
-                        );
-                        (u64::MAX - self.usage.last_selected_at(ix), rank)
+                let (first, then) = if strategy == Strategy::RoundRobin {
+                    debug_assert!(
+                        std::ptr::eq(book, &*self.book),
+                        "walks use the current book"
+                    );
+                    (u64::MAX - self.usage.last_selected_at(ix), rank)
+                } else {
+                    if availability.fixed_price(ix, mode).is_none_or(|p| p < floor) {
+                        continue;
                     }
-                    Strategy::Weighted => {
-                        if availability.fixed_price(ix, mode).is_none_or(|p| p < floor) {
-                            continue;
-                        }
-                        let id = availability.id(ix);
-                        let draw = weighted_draw(request.seed, tier, id, availability.weight(ix));
-                        (u64::MAX - draw, availability.id_rank(ix))
-                    }
-                    _ => (0, rank),
+                    let id = availability.id(ix);
+                    let draw = weighted_draw(request.seed, tier, id, availability.weight(ix));
+                    (u64::MAX - draw, availability.id_rank(ix))
                 };
                 ranked.push(
                     (u128::from(first) << 64)
@@ -1358,33 +1439,19 @@ impl Engine {
             }
         }
         let mut ranked = BinaryHeap::from(ranked);
-        let mut buyers = [0; SHARED_BUYERS_MAX as usize];
-        let mut winners = 0;
         while let Some(key) = ranked.pop() {
             #[allow(clippy::cast_possible_truncation)] // the low 32 bits hold the index
             let ix = CampaignIx(key as u32);
             if availability.fixed_price(ix, mode).is_none_or(|p| p < floor) {
-                if static_order {
-                    // Ranked by price: every campaign after it is below the floor too.
-                    break;
-                }
                 continue;
             }
             let memo = self.walk_evaluate(book, ix, lead, out);
-            if !memo.buys(mode, floor) {
-                continue;
-            }
-            let buyer_won = buyers[..winners].contains(&memo.buyer);
-            if winners < winners_max && !buyer_won {
-                buyers[winners] = memo.buyer;
-                winners += 1;
-            } else if !(mode == SaleMode::Shared && buyer_won) {
-                // The runner-up that prices the winners (second price): the walk ends here.
+            if memo.buys(mode, floor) && !winners.take(memo.buyer) {
                 break;
             }
         }
         self.walk.ranked = ranked;
-        winners > 0
+        winners.found()
     }
 
     /// Evaluates a campaign once per walk ([`Self::evaluate_one`]), and what it can buy at.
