@@ -1384,8 +1384,9 @@ impl Engine {
                 }
             }
             let mut done = false;
-            for at in low..=high.min(words.saturating_sub(1)) {
-                let mut rest = std::mem::take(&mut by_rank[at]);
+            let touched = by_rank.get_mut(low..=high).unwrap_or_default();
+            for (at, word) in (low..).zip(touched) {
+                let mut rest = std::mem::take(word);
                 while rest != 0 && !done {
                     #[allow(clippy::cast_possible_truncation)] // a rank, below 2^32
                     let rank = (at * 64) as u32 + rest.trailing_zeros();
