@@ -318,6 +318,10 @@ pub struct Engine {
     primaries: Vec<Candidate>,
     fallbacks: Vec<Candidate>,
     walk: WalkScratch,
+    /// The trace steps of the event being applied, and the per-reason counts of the
+    /// exclusions past those listed one by one (a cache: emptied for each event).
+    history_steps: Vec<Step>,
+    exclusion_counts: Vec<(u16, u64)>,
 }
 
 /// How much one more lead of a campaign may cost: the headroom of its caps and of its buyer's
@@ -591,6 +595,8 @@ impl Engine {
             primaries: Vec::new(),
             fallbacks: Vec::new(),
             walk: WalkScratch::default(),
+            history_steps: Vec::new(),
+            exclusion_counts: Vec::new(),
         }
     }
 
@@ -2585,7 +2591,9 @@ impl Engine {
     fn record_history(&mut self, event: &Event) {
         use TraceEventKind as Kind;
         let at = event.at();
-        let mut steps: Vec<Step> = Vec::new();
+        let mut steps = std::mem::take(&mut self.history_steps);
+        let mut counts = std::mem::take(&mut self.exclusion_counts);
+        steps.clear();
         let ping_id = match event {
             Event::PingOpened {
                 ping_id,
@@ -2594,7 +2602,7 @@ impl Engine {
                 not_reached,
                 ..
             } => {
-                exclusion_steps(at, excluded, &mut steps);
+                exclusion_steps(at, excluded, &mut steps, &mut counts);
                 if *not_reached > 0 {
                     let code = Exclusion::NotReached.code().0;
                     let count = u64::from(*not_reached);
@@ -2631,7 +2639,7 @@ impl Engine {
                 excluded,
                 ..
             } => {
-                exclusion_steps(at, excluded, &mut steps);
+                exclusion_steps(at, excluded, &mut steps, &mut counts);
                 match resolution {
                     Resolution::Offer { winners, .. } => {
                         for award in winners {
@@ -2686,7 +2694,7 @@ impl Engine {
             Event::RunnersUpRanked {
                 ping_id, excluded, ..
             } => {
-                exclusion_steps(at, excluded, &mut steps);
+                exclusion_steps(at, excluded, &mut steps, &mut counts);
                 *ping_id
             }
             Event::CascadeSkipped {
@@ -2736,12 +2744,16 @@ impl Engine {
                 }
                 *ping_id
             }
-            Event::BookChanged { .. } | Event::PingRejected { .. } => return,
+            Event::BookChanged { .. } | Event::PingRejected { .. } => 0,
         };
-        if let Some(auction) = self.auctions.get_mut(&ping_id) {
-            let room = TRACE_EVENTS_MAX.saturating_sub(auction.history.len());
-            auction.history.extend(steps.into_iter().take(room));
+        if !steps.is_empty() {
+            if let Some(auction) = self.auctions.get_mut(&ping_id) {
+                let room = TRACE_EVENTS_MAX.saturating_sub(auction.history.len());
+                auction.history.extend(steps.drain(..).take(room));
+            }
         }
+        self.history_steps = steps;
+        self.exclusion_counts = counts;
     }
 
     /// The history of a ping or a posted lead still in memory (see `AUCTION_RETENTION_MS`;
@@ -3456,14 +3468,19 @@ fn unsold(ping_id: PingId, lead_id: LeadId, reason: ErrorCode) -> PostResult<'st
 /// book leaves hundreds of campaigns out of each auction; keeping every one in memory for the
 /// retention time would cost more than the auction itself. The events, and so the journal's
 /// trace, keep every one.
-fn exclusion_steps(at: TimeUs, excluded: &[Excluded], steps: &mut Vec<Step>) {
+fn exclusion_steps(
+    at: TimeUs,
+    excluded: &[Excluded],
+    steps: &mut Vec<Step>,
+    counts: &mut Vec<(u16, u64)>,
+) {
     let (listed, rest) = excluded.split_at(excluded.len().min(TRACE_EXCLUSIONS_LISTED_MAX));
     steps.extend(
         listed
             .iter()
             .map(|e| Step::new(at, TraceEventKind::EXCLUDED, e.campaign, 0, e.reason.0)),
     );
-    let mut counts: Vec<(u16, u64)> = Vec::new();
+    counts.clear();
     for e in rest {
         match counts.iter_mut().find(|(code, _)| *code == e.reason.0) {
             Some((_, count)) => *count += 1,
@@ -3473,7 +3490,7 @@ fn exclusion_steps(at: TimeUs, excluded: &[Excluded], steps: &mut Vec<Step>) {
     counts.sort_unstable();
     steps.extend(
         counts
-            .into_iter()
-            .map(|(code, count)| Step::new(at, TraceEventKind::EXCLUDED, 0, count, code)),
+            .iter()
+            .map(|&(code, count)| Step::new(at, TraceEventKind::EXCLUDED, 0, count, code)),
     );
 }
