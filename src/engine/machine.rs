@@ -486,6 +486,18 @@ struct WalkScratch {
 /// longer one grows the list.
 const WALK_EXCLUSIONS_RESERVED: usize = 16;
 
+/// Calls `f` with each campaign of bitset words `(word index, bits)`, in order.
+#[inline(always)]
+fn for_each_campaign(words: &[(u32, u64)], mut f: impl FnMut(CampaignIx)) {
+    for &(word, bits) in words {
+        let mut rest = bits;
+        while rest != 0 {
+            f(CampaignIx(word * 64 + rest.trailing_zeros()));
+            rest &= rest - 1;
+        }
+    }
+}
+
 /// The first of the book's checks a matched campaign fails, from its bit in the masks of the
 /// active campaigns and of those the seller admits (else it is the sale mode).
 fn book_exclusion(bit: u64, active: u64, admits: u64) -> Exclusion {
@@ -1375,23 +1387,19 @@ impl Engine {
                 by_rank.resize(words, 0);
             }
             let (mut low, mut high) = (usize::MAX, 0);
-            for &(word, bits) in members {
-                let mut rest = bits;
-                while rest != 0 {
-                    let ix = CampaignIx(word * 64 + rest.trailing_zeros());
-                    rest &= rest - 1;
-                    let rank = availability.price_rank(ix, mode);
-                    if rank != NOT_RANKED {
-                        let at = (rank / 64) as usize;
-                        by_rank[at] |= 1 << (rank % 64);
-                        low = low.min(at);
-                        high = high.max(at);
-                    }
+            for_each_campaign(members, |ix| {
+                let rank = availability.price_rank(ix, mode);
+                if rank != NOT_RANKED {
+                    let at = (rank / 64) as usize;
+                    by_rank[at] |= 1 << (rank % 64);
+                    low = low.min(at);
+                    high = high.max(at);
                 }
-            }
+            });
             let mut done = false;
+            // Empty when no member has a fixed price for the mode (`low` is then above `high`).
             let touched = by_rank.get_mut(low..=high).unwrap_or_default();
-            for (at, word) in (low..).zip(touched) {
+            for (word, at) in touched.iter_mut().zip(low..) {
                 let mut rest = std::mem::take(word);
                 while rest != 0 && !done {
                     #[allow(clippy::cast_possible_truncation)] // a rank, below 2^32
@@ -1415,36 +1423,29 @@ impl Engine {
         // Best first in a max-heap of one integer per campaign: the strategy's own key (least
         // recently selected for round robin, the lowest draw for weighted), then the book's
         // rank (price descending, then id; id alone for weighted), then the index.
-        for &(word, bits) in members {
-            let mut rest = bits;
-            while rest != 0 {
-                let ix = CampaignIx(word * 64 + rest.trailing_zeros());
-                rest &= rest - 1;
-                let rank = availability.price_rank(ix, mode);
-                if rank == NOT_RANKED {
-                    continue;
-                }
-                let (first, then) = if strategy == Strategy::RoundRobin {
-                    debug_assert!(
-                        std::ptr::eq(book, &*self.book),
-                        "walks use the current book"
-                    );
-                    (u64::MAX - self.usage.last_selected_at(ix), rank)
-                } else {
-                    if availability.fixed_price(ix, mode).is_none_or(|p| p < floor) {
-                        continue;
-                    }
-                    let id = availability.id(ix);
-                    let draw = weighted_draw(request.seed, tier, id, availability.weight(ix));
-                    (u64::MAX - draw, availability.id_rank(ix))
-                };
-                ranked.push(
-                    (u128::from(first) << 64)
-                        | (u128::from(u32::MAX - then) << 32)
-                        | u128::from(ix.0),
-                );
+        for_each_campaign(members, |ix| {
+            let rank = availability.price_rank(ix, mode);
+            if rank == NOT_RANKED {
+                return;
             }
-        }
+            let (first, then) = if strategy == Strategy::RoundRobin {
+                debug_assert!(
+                    std::ptr::eq(book, &*self.book),
+                    "walks use the current book"
+                );
+                (u64::MAX - self.usage.last_selected_at(ix), rank)
+            } else {
+                if availability.fixed_price(ix, mode).is_none_or(|p| p < floor) {
+                    return;
+                }
+                let id = availability.id(ix);
+                let draw = weighted_draw(request.seed, tier, id, availability.weight(ix));
+                (u64::MAX - draw, availability.id_rank(ix))
+            };
+            ranked.push(
+                (u128::from(first) << 64) | (u128::from(u32::MAX - then) << 32) | u128::from(ix.0),
+            );
+        });
         let mut ranked = BinaryHeap::from(ranked);
         while let Some(key) = ranked.pop() {
             #[allow(clippy::cast_possible_truncation)] // the low 32 bits hold the index

@@ -141,17 +141,8 @@ impl TerritoryMatches {
     }
 
     /// The campaigns matched by an include rule and by no exclude rule, ascending.
-    pub fn included(&self) -> impl Iterator<Item = CampaignIx> + '_ {
-        self.included_words.iter().flat_map(|&(word, bits)| {
-            let mut rest = bits;
-            std::iter::from_fn(move || {
-                (rest != 0).then(|| {
-                    let ix = CampaignIx(word * 64 + rest.trailing_zeros());
-                    rest &= rest - 1;
-                    ix
-                })
-            })
-        })
+    pub fn included(&self) -> CampaignsInWords<'_> {
+        CampaignsInWords::new(&self.included_words)
     }
 
     /// How many campaigns [`Self::included`] lists.
@@ -160,6 +151,40 @@ impl TerritoryMatches {
             .iter()
             .map(|&(_, bits)| bits.count_ones() as usize)
             .sum()
+    }
+}
+
+/// The campaigns of bitset words `(word index, bits)` (campaign `64 * word + bit`), in the
+/// words' order and ascending within each.
+#[derive(Debug, Clone)]
+pub struct CampaignsInWords<'a> {
+    words: std::slice::Iter<'a, (u32, u64)>,
+    word: u32,
+    rest: u64,
+}
+
+impl<'a> CampaignsInWords<'a> {
+    pub fn new(words: &'a [(u32, u64)]) -> Self {
+        Self {
+            words: words.iter(),
+            word: 0,
+            rest: 0,
+        }
+    }
+}
+
+impl Iterator for CampaignsInWords<'_> {
+    type Item = CampaignIx;
+
+    #[inline]
+    fn next(&mut self) -> Option<CampaignIx> {
+        while self.rest == 0 {
+            let &(word, bits) = self.words.next()?;
+            (self.word, self.rest) = (word, bits);
+        }
+        let ix = CampaignIx(self.word * 64 + self.rest.trailing_zeros());
+        self.rest &= self.rest - 1;
+        Some(ix)
     }
 }
 
