@@ -486,7 +486,9 @@ struct WalkScratch {
 /// longer one grows the list.
 const WALK_EXCLUSIONS_RESERVED: usize = 16;
 
-/// Calls `f` with each campaign of bitset words `(word index, bits)`, in order.
+/// Calls `f` with each campaign of bitset words `(word index, bits)`, in order: what
+/// [`super::territory::CampaignsInWords`] yields, as a loop the compiler inlines whole into the
+/// walk (the iterator cost the walk about 1.3k instructions an auction more).
 #[inline(always)]
 fn for_each_campaign(words: &[(u32, u64)], mut f: impl FnMut(CampaignIx)) {
     for &(word, bits) in words {

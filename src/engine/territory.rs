@@ -164,6 +164,7 @@ pub struct CampaignsInWords<'a> {
 }
 
 impl<'a> CampaignsInWords<'a> {
+    /// The campaigns of `words`, which hold no duplicate word.
     pub fn new(words: &'a [(u32, u64)]) -> Self {
         Self {
             words: words.iter(),
