@@ -1114,9 +1114,9 @@ impl Engine {
         out: &mut Priced,
     ) {
         // Sized once: every matched campaign lands in one of these.
-        out.excluded
-            .reserve(matches.excluded.len() + matches.included_count());
-        out.candidates.reserve(matches.included_count());
+        let included = matches.included_count();
+        out.excluded.reserve(matches.excluded.len() + included);
+        out.candidates.reserve(included);
         out.excluded
             .extend(matches.excluded.iter().map(|&ix| Excluded {
                 campaign: book.campaign(ix).id,
