@@ -7,14 +7,15 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use pingpost::bookgen::{BookSpec, LeadGen, LeadSpec, SplitMix64, generate};
-use pingpost::engine::book::AdminChange;
+use pingpost::engine::book::{AdminChange, CompiledCampaign};
 use pingpost::engine::events::{Event, Resolution};
 use pingpost::engine::machine::{Engine, EngineConfig, Output};
+use pingpost::engine::types::VerticalIx;
 use pingpost::protocol::{
     Attributes, Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, Caps, Country, DeliveryMode,
     DeliveryOutcome, Effect, ErrorCode, LeadView, PingSaleMode, PostalCode, Pricing, PutMode,
-    SaleModes, Seller, SellerPut, Status, Strategy, Symbol, TerritoryArea, TerritoryRule, Tier,
-    TraceEventKind, TraceKey, VerticalPut,
+    SaleMode, SaleModes, Seller, SellerPut, Status, Strategy, Symbol, TerritoryArea, TerritoryRule,
+    Tier, TraceEventKind, TraceKey, VerticalPut,
 };
 
 mod engine_util;
@@ -518,10 +519,12 @@ fn a_cascade_ranks_against_the_book_its_auction_started_with() {
 }
 
 #[test]
-fn the_book_numbers_campaigns_by_vertical_then_id() {
-    // The generated book draws each campaign's vertical at random, so ids interleave them;
-    // the book's numbering groups each vertical's campaigns (the territory index reads a
-    // market's bitset words as one run) and keeps id order within a vertical.
+fn the_book_numbers_campaigns_in_ping_tree_order() {
+    // The generated book draws each campaign's vertical, role, tier and price at random, so
+    // ids interleave them; the book numbers campaigns by vertical (the territory index reads a
+    // market's bitset words as one run), then primaries before fallbacks, then tier, then
+    // exclusive fixed price descending (none last), then id: each tier of a vertical is one
+    // run of indexes, in the order a tier ordered by price asks them.
     let spec = BookSpec::new(0xB00C_7E57, 400);
     let mut engine = Engine::new(EngineConfig::default());
     engine
@@ -543,10 +546,50 @@ fn the_book_numbers_campaigns_by_vertical_then_id() {
             Some(campaign.ix)
         );
     }
+    let key = |c: &CompiledCampaign| {
+        (
+            c.vertical,
+            c.role == CampaignRole::Fallback,
+            c.tier,
+            std::cmp::Reverse(c.fixed_price(SaleMode::Exclusive)),
+            c.id,
+        )
+    };
     assert!(
         campaigns
             .windows(2)
-            .all(|pair| (pair[0].vertical, pair[0].id) < (pair[1].vertical, pair[1].id)),
-        "ordered by vertical, then id"
+            .all(|pair| key(&pair[0]) < key(&pair[1])),
+        "ordered by vertical, role, tier, exclusive price descending, then id"
     );
+    assert!(
+        campaigns
+            .windows(2)
+            .any(|pair| pair[0].vertical == pair[1].vertical && pair[0].id > pair[1].id),
+        "a vertical's campaigns are not in id order"
+    );
+    // Each vertical's runs cover its campaigns, one run per role and tier, in tree order.
+    let mut covered = 0;
+    for vertical in 0..4 {
+        let runs = book.availability.tier_runs(VerticalIx(vertical));
+        assert!(!runs.is_empty(), "vertical {vertical} has campaigns");
+        for pair in runs.windows(2) {
+            assert!((pair[0].fallback, pair[0].tier) < (pair[1].fallback, pair[1].tier));
+        }
+        for run in runs {
+            assert_eq!(run.start as usize, covered);
+            for campaign in &campaigns[run.start as usize..run.end as usize] {
+                assert_eq!(
+                    (
+                        campaign.vertical.0,
+                        campaign.role == CampaignRole::Fallback,
+                        campaign.tier
+                    ),
+                    (vertical, run.fallback, run.tier)
+                );
+            }
+            covered = run.end as usize;
+        }
+    }
+    assert_eq!(covered, campaigns.len());
+    assert!(book.availability.tier_runs(VerticalIx(4)).is_empty());
 }

@@ -33,10 +33,10 @@ pub struct Availability {
     shared: Box<[u64]>,
     /// The campaign bids live (its price comes from its buyer, per ping).
     live: Box<[u64]>,
-    /// The campaign is a fallback: it buys only what the primary campaigns leave.
-    fallback: Box<[u64]>,
-    /// Per tier used by a campaign of the book, ascending: the campaigns in that tier.
-    tiers: Box<[(u8, Box<[u64]>)]>,
+    /// The runs of campaign indexes of one vertical, role and tier, in index order (see
+    /// [`TierRun`]).
+    runs: Box<[TierRun]>,
+    runs_by_vertical: RunsByVertical,
     /// By `CampaignIx`: the fixed price for an exclusive sale, `None` for a campaign that bids
     /// live or does not buy exclusive; the ping tree's walk ranks by it (see
     /// [`Self::fixed_price`]).
@@ -62,6 +62,24 @@ pub struct Availability {
     /// By `CampaignIx`: its weight for the weighted strategy.
     weight: Box<[u16]>,
 }
+
+/// The campaigns of one vertical in one tier of its ping tree, primaries or fallbacks: the
+/// indexes `start..end`. The book numbers campaigns by vertical, then role (primaries first),
+/// then tier, then exclusive fixed price descending, then id
+/// ([`super::book::Book::compile`]), so that each such group is one run, a vertical's runs
+/// come in the order its ping tree asks them (primary tiers ascending, then fallback tiers
+/// ascending), and within a run index order is the order of a tier ordered by exclusive
+/// price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierRun {
+    pub tier: u8,
+    pub fallback: bool,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// By `VerticalIx`: the range (start, end) of the book's tier runs that are its campaigns'.
+type RunsByVertical = Box<[(u32, u32)]>;
 
 /// The rank of a campaign that has no fixed price for a sale mode (it bids live or does not
 /// buy that mode).
@@ -92,28 +110,56 @@ fn ranks(
     (ranks.into_boxed_slice(), by_rank)
 }
 
+/// The runs of `campaigns` (in index order) by vertical, role and tier, and each vertical's
+/// range of them.
+fn tier_runs(campaigns: &[CompiledCampaign]) -> (Box<[TierRun]>, RunsByVertical) {
+    let mut runs: Vec<TierRun> = Vec::new();
+    let mut by_vertical: Vec<(u32, u32)> = Vec::new();
+    for (at, campaign) in (0u32..).zip(campaigns) {
+        let fallback = campaign.role == CampaignRole::Fallback;
+        let vertical = usize::from(campaign.vertical.0);
+        match runs.last_mut() {
+            Some(run)
+                if run.tier == campaign.tier
+                    && run.fallback == fallback
+                    && by_vertical.len() == vertical + 1 =>
+            {
+                run.end = at + 1;
+            }
+            _ => {
+                let next = u32::try_from(runs.len()).expect("fewer runs than campaigns");
+                runs.push(TierRun {
+                    tier: campaign.tier,
+                    fallback,
+                    start: at,
+                    end: at + 1,
+                });
+                if by_vertical.len() <= vertical {
+                    by_vertical.resize(vertical + 1, (next, next));
+                }
+                by_vertical[vertical].1 = next + 1;
+            }
+        }
+    }
+    debug_assert!(
+        runs.windows(2)
+            .all(|pair| pair[0].end == pair[1].start && pair[0].start < pair[0].end),
+        "the runs cover the campaigns"
+    );
+    (runs.into_boxed_slice(), by_vertical.into_boxed_slice())
+}
+
 impl Availability {
     /// The masks of `campaigns`, which are in `CampaignIx` order.
     pub fn build(campaigns: &[CompiledCampaign]) -> Self {
         let words = campaigns.len().div_ceil(64);
-        let mut tiers: Vec<u8> = campaigns.iter().map(|campaign| campaign.tier).collect();
-        tiers.sort_unstable();
-        tiers.dedup();
         let fixed = |mode: SaleMode| -> Box<[Option<Money>]> {
             campaigns
                 .iter()
-                .map(|campaign| match campaign.pricing {
-                    Pricing::Fixed {
-                        exclusive_price,
-                        shared_price,
-                    } if campaign.sale_modes.contains(mode) => Some(match mode {
-                        SaleMode::Exclusive => exclusive_price,
-                        SaleMode::Shared => shared_price,
-                    }),
-                    _ => None,
-                })
+                .map(|campaign| campaign.fixed_price(mode))
                 .collect()
         };
+        let (runs, runs_by_vertical) = tier_runs(campaigns);
         let ids: Box<[CampaignId]> = campaigns.iter().map(|campaign| campaign.id).collect();
         let exclusive_price = fixed(SaleMode::Exclusive);
         let shared_price = fixed(SaleMode::Shared);
@@ -133,11 +179,8 @@ impl Availability {
             exclusive: vec![0; words].into_boxed_slice(),
             shared: vec![0; words].into_boxed_slice(),
             live: vec![0; words].into_boxed_slice(),
-            fallback: vec![0; words].into_boxed_slice(),
-            tiers: tiers
-                .into_iter()
-                .map(|tier| (tier, vec![0; words].into_boxed_slice()))
-                .collect(),
+            runs,
+            runs_by_vertical,
             exclusive_price,
             shared_price,
             weight: campaigns.iter().map(|campaign| campaign.weight).collect(),
@@ -163,18 +206,6 @@ impl Availability {
                 &mut availability.live,
                 matches!(campaign.pricing, Pricing::LiveBid { .. }),
             );
-            set(
-                &mut availability.fallback,
-                campaign.role == CampaignRole::Fallback,
-            );
-            // Every tier of a campaign is listed: the list was built from them.
-            if let Some((_, mask)) = availability
-                .tiers
-                .iter_mut()
-                .find(|(tier, _)| *tier == campaign.tier)
-            {
-                set(mask, true);
-            }
         }
         availability
     }
@@ -185,15 +216,14 @@ impl Availability {
         self.live[word as usize]
     }
 
-    /// Word `word` of the fallback campaigns.
-    #[inline]
-    pub fn fallback(&self, word: u32) -> u64 {
-        self.fallback[word as usize]
-    }
-
-    /// The tiers the book's campaigns use, ascending, each with its mask of campaigns.
-    pub fn tiers(&self) -> impl Iterator<Item = (u8, &[u64])> {
-        self.tiers.iter().map(|(tier, mask)| (*tier, &mask[..]))
+    /// The runs of a vertical's campaigns by role and tier, in the order its ping tree asks
+    /// them (see [`TierRun`]); none for a vertical without campaigns.
+    pub fn tier_runs(&self, vertical: VerticalIx) -> &[TierRun] {
+        self.runs_by_vertical
+            .get(usize::from(vertical.0))
+            .map_or(&[], |&(start, end)| {
+                &self.runs[start as usize..end as usize]
+            })
     }
 
     /// The campaign's weight for the weighted strategy.
@@ -269,7 +299,9 @@ impl Availability {
     /// Heap bytes of the masks, for the book's memory report.
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of_val::<[CampaignId]>(&self.ids)
-            + (5 + self.tiers.len()) * std::mem::size_of_val(&*self.active)
+            + 4 * std::mem::size_of_val(&*self.active)
+            + std::mem::size_of_val::<[TierRun]>(&self.runs)
+            + std::mem::size_of_val::<[(u32, u32)]>(&self.runs_by_vertical)
             + 2 * std::mem::size_of_val::<[Option<Money>]>(&self.exclusive_price)
             + 3 * std::mem::size_of_val::<[u32]>(&self.id_rank)
             + std::mem::size_of_val::<[CampaignIx]>(&self.exclusive_by_rank)

@@ -20,7 +20,8 @@ use super::territory::TerritoryIndex;
 use super::types::{BuyerId, CampaignId, CampaignIx, SellerId, VerticalIx};
 use crate::protocol::{
     Buyer, BuyerPut, Campaign, CampaignPut, CampaignRole, DeliveryMode, ErrorCode, Money, Pricing,
-    PutMode, SaleModes, Seller, SellerPut, SetStatus, Status, StatusTarget, Strategy, VerticalPut,
+    PutMode, SaleMode, SaleModes, Seller, SellerPut, SetStatus, Status, StatusTarget, Strategy,
+    VerticalPut,
 };
 
 /// One change to the book, as an admin sent it. Owned, so the journal can record it and
@@ -316,7 +317,8 @@ pub struct CompiledBuyer {
 #[derive(Debug)]
 pub struct CompiledCampaign {
     pub id: CampaignId,
-    /// Its position in this snapshot's campaign table (campaigns by vertical, then id).
+    /// Its position in this snapshot's campaign table, in ping tree order (see
+    /// [`Book::compile`]).
     pub ix: CampaignIx,
     pub buyer: BuyerId,
     /// Its buyer's position in this snapshot's buyer table.
@@ -341,6 +343,44 @@ pub struct CompiledCampaign {
     pub zone: u16,
     /// The buyer's delivery mode: live campaigns bid; stored ones only have fixed prices.
     pub live: bool,
+}
+
+impl CompiledCampaign {
+    /// Its price for one sale mode when it is a fixed price: `None` when it bids live or does
+    /// not buy `mode`.
+    pub fn fixed_price(&self, mode: SaleMode) -> Option<Money> {
+        match self.pricing {
+            Pricing::Fixed {
+                exclusive_price,
+                shared_price,
+            } if self.sale_modes.contains(mode) => Some(match mode {
+                SaleMode::Exclusive => exclusive_price,
+                SaleMode::Shared => shared_price,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Where it sits in the book's numbering: its vertical, then primaries before fallbacks,
+    /// then its tier, then its exclusive fixed price descending (campaigns without one after
+    /// the others), then its id.
+    fn tree_order(
+        &self,
+    ) -> (
+        VerticalIx,
+        bool,
+        u8,
+        std::cmp::Reverse<Option<Money>>,
+        CampaignId,
+    ) {
+        (
+            self.vertical,
+            self.role == CampaignRole::Fallback,
+            self.tier,
+            std::cmp::Reverse(self.fixed_price(SaleMode::Exclusive)),
+            self.id,
+        )
+    }
 }
 
 /// One compiled, immutable version of the book.
@@ -553,11 +593,12 @@ impl Book {
                 live,
             });
         }
-        // Numbered by vertical, then id: the campaigns one auction can match (those of its
-        // vertical) sit in a run of neighbouring bitset words, which the territory index reads
-        // out and the auction walks 64 at a time. Among one vertical's campaigns this is id
-        // order, the order auctions list them in.
-        campaigns.sort_unstable_by_key(|campaign| (campaign.vertical, campaign.id));
+        // Numbered in ping tree order (`CompiledCampaign::tree_order`): the campaigns one
+        // auction can match (those of its vertical) sit in a run of neighbouring bitset words,
+        // which the territory index reads out and the auction walks 64 at a time; each tier of
+        // the primaries, then of the fallbacks, is one run of indexes within it, in the order a
+        // tier ordered by exclusive price asks them. Auctions list campaigns in this order.
+        campaigns.sort_unstable_by_key(CompiledCampaign::tree_order);
         for (at, campaign) in (0u32..).zip(campaigns.iter_mut()) {
             campaign.ix = CampaignIx(at);
             campaign_by_id.insert(campaign.id, campaign.ix);
@@ -647,7 +688,8 @@ impl Book {
         &self.buyers
     }
 
-    /// Every campaign, in id order (position = [`CompiledCampaign::ix`]).
+    /// Every campaign, in ping tree order (position = [`CompiledCampaign::ix`]; see
+    /// [`Book::compile`]).
     pub fn campaigns(&self) -> &[CompiledCampaign] {
         &self.campaigns
     }

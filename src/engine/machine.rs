@@ -516,27 +516,6 @@ fn ms_until(now: TimeUs, deadline: TimeUs) -> u32 {
     u32::try_from(deadline.saturating_sub(now) / US_PER_MS).unwrap_or(u32::MAX)
 }
 
-/// A campaign's price for one sale mode when it is a fixed price.
-fn fixed_price(campaign: &CompiledCampaign, mode: SaleMode) -> Option<Money> {
-    let buys = match mode {
-        SaleMode::Exclusive => campaign.sale_modes.contains(SaleMode::Exclusive),
-        SaleMode::Shared => campaign.sale_modes.contains(SaleMode::Shared),
-    };
-    match (buys, campaign.pricing) {
-        (
-            true,
-            Pricing::Fixed {
-                exclusive_price,
-                shared_price,
-            },
-        ) => Some(match mode {
-            SaleMode::Exclusive => exclusive_price,
-            SaleMode::Shared => shared_price,
-        }),
-        _ => None,
-    }
-}
-
 /// A campaign with its prices, as selection ranks it.
 fn priced(
     campaign: &CompiledCampaign,
@@ -1104,7 +1083,7 @@ impl Engine {
         }
     }
 
-    /// Evaluates every campaign the territory matched, in campaign order: each gets its
+    /// Evaluates every campaign the territory matched, in index order: each gets its
     /// price(s), its offer (a live campaign) or its exclusion.
     fn evaluate_matched(
         &mut self,
@@ -1182,9 +1161,11 @@ impl Engine {
         let sale_mode = lead.sale_mode;
         match campaign.pricing {
             Pricing::Fixed { .. } => {
-                let exclusive = fixed_price(campaign, SaleMode::Exclusive)
+                let exclusive = campaign
+                    .fixed_price(SaleMode::Exclusive)
                     .filter(|_| allows(sale_mode, SaleMode::Exclusive));
-                let shared = fixed_price(campaign, SaleMode::Shared)
+                let shared = campaign
+                    .fixed_price(SaleMode::Shared)
                     .filter(|_| allows(sale_mode, SaleMode::Shared));
                 let candidate = self.candidate(book, campaign, exclusive, shared, lead.now);
                 out.candidates.push(candidate);
@@ -1311,44 +1292,54 @@ impl Engine {
         let mut members = std::mem::take(&mut self.walk.members);
         self.walk.evaluated = 0;
         let mut decided = false;
-        'groups: for fallback in [false, true] {
-            for (tier, mask) in availability.tiers() {
-                members.clear();
-                for &(word, available) in &words {
-                    let group = availability.fallback(word);
-                    let group = if fallback { group } else { !group };
-                    let bits = available & mask[word as usize] & group;
-                    if bits != 0 {
-                        members.push((word, bits));
-                    }
+        // The vertical's runs come in the tree's order: primary tiers ascending, then fallback
+        // tiers ascending. `words` is ascending too, so each run's words start at or after
+        // where the last run's started.
+        let mut from = 0;
+        for run in availability.tier_runs(vertical) {
+            let (first, last) = (run.start / 64, (run.end - 1) / 64);
+            while words.get(from).is_some_and(|&(word, _)| word < first) {
+                from += 1;
+            }
+            members.clear();
+            for &(word, available) in words[from..].iter().take_while(|&&(word, _)| word <= last) {
+                let mut bits = available;
+                if word == first {
+                    bits &= u64::MAX << (run.start % 64);
                 }
-                if members.is_empty() {
-                    continue;
+                if word == last {
+                    bits &= u64::MAX >> (63 - (run.end - 1) % 64);
                 }
-                let strategy = book.vertical(vertical).strategy_of(tier);
-                let mut found = false;
-                for (mode, taken) in [
-                    (SaleMode::Exclusive, takes_exclusive),
-                    (SaleMode::Shared, takes_shared),
-                ] {
-                    if taken {
-                        let winners_max = match mode {
-                            SaleMode::Exclusive => 1,
-                            SaleMode::Shared => usize::from(request.shared_buyers_max),
-                        };
-                        let order = TierOrder {
-                            tier,
-                            strategy,
-                            mode,
-                            winners_max,
-                        };
-                        found |= self.walk_tier(book, &members, order, lead, request, out);
-                    }
+                if bits != 0 {
+                    members.push((word, bits));
                 }
-                if found {
-                    decided = true;
-                    break 'groups;
+            }
+            if members.is_empty() {
+                continue;
+            }
+            let strategy = book.vertical(vertical).strategy_of(run.tier);
+            let mut found = false;
+            for (mode, taken) in [
+                (SaleMode::Exclusive, takes_exclusive),
+                (SaleMode::Shared, takes_shared),
+            ] {
+                if taken {
+                    let winners_max = match mode {
+                        SaleMode::Exclusive => 1,
+                        SaleMode::Shared => usize::from(request.shared_buyers_max),
+                    };
+                    let order = TierOrder {
+                        tier: run.tier,
+                        strategy,
+                        mode,
+                        winners_max,
+                    };
+                    found |= self.walk_tier(book, &members, order, lead, request, out);
                 }
+            }
+            if found {
+                decided = true;
+                break;
             }
         }
         self.walk.words = words;
@@ -1380,9 +1371,37 @@ impl Engine {
         let floor = request.floor;
         let availability = &book.availability;
         let mut winners = TierWinners::new(mode, winners_max);
-        if !matches!(strategy, Strategy::RoundRobin | Strategy::Weighted) {
-            // Ordered by price alone: set each campaign's rank in a bitset, then read the
-            // ranks back in order. Every campaign after one below the floor is below it too.
+        let by_price = !matches!(strategy, Strategy::RoundRobin | Strategy::Weighted);
+        if by_price && mode == SaleMode::Exclusive {
+            // Ordered by exclusive price alone: the tier's run is numbered in that order
+            // (`TierRun`), so its campaigns are asked as they come. Every campaign after one
+            // below the floor, or without a fixed exclusive price, is so too.
+            let mut last_rank = None;
+            'campaigns: for &(word, bits) in members {
+                let mut rest = bits;
+                while rest != 0 {
+                    let ix = CampaignIx(word * 64 + rest.trailing_zeros());
+                    rest &= rest - 1;
+                    if availability.fixed_price(ix, mode).is_none_or(|p| p < floor) {
+                        break 'campaigns;
+                    }
+                    debug_assert!(
+                        last_rank < Some(availability.price_rank(ix, mode)),
+                        "a run is in exclusive price order"
+                    );
+                    last_rank = Some(availability.price_rank(ix, mode));
+                    let memo = self.walk_evaluate(book, ix, lead, out);
+                    if memo.buys(mode, floor) && !winners.take(memo.buyer) {
+                        break 'campaigns;
+                    }
+                }
+            }
+            return winners.found();
+        }
+        if by_price {
+            // Ordered by shared price alone: set each campaign's rank in a bitset, then read
+            // the ranks back in order. Every campaign after one below the floor is below it
+            // too.
             let mut by_rank = std::mem::take(&mut self.walk.by_rank);
             let words = availability.len().div_ceil(64);
             if by_rank.len() < words {
