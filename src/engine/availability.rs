@@ -25,14 +25,9 @@ pub struct Availability {
     /// By `CampaignIx`: the campaign's id, so that an exclusion is recorded without reading
     /// the campaign's definition.
     ids: Box<[CampaignId]>,
-    /// The campaign and its buyer are active.
-    active: Box<[u64]>,
-    /// The campaign buys exclusive sales.
-    exclusive: Box<[u64]>,
-    /// The campaign buys shared sales.
-    shared: Box<[u64]>,
-    /// The campaign bids live (its price comes from its buyer, per ping).
-    live: Box<[u64]>,
+    /// By word: the masks of its 64 campaigns, side by side (an auction reads all of a
+    /// matched word's masks at once).
+    masks: Box<[MaskWord]>,
     /// The runs of campaign indexes of one vertical, role and tier, in index order (see
     /// [`TierRun`]).
     runs: Box<[TierRun]>,
@@ -76,6 +71,20 @@ pub struct TierRun {
     pub fallback: bool,
     pub start: u32,
     pub end: u32,
+}
+
+/// The masks of one word of 64 campaigns: a campaign's bit is set in each that holds for it.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(32))]
+struct MaskWord {
+    /// The campaign and its buyer are active.
+    active: u64,
+    /// The campaign buys exclusive sales.
+    exclusive: u64,
+    /// The campaign buys shared sales.
+    shared: u64,
+    /// The campaign bids live (its price comes from its buyer, per ping).
+    live: u64,
 }
 
 /// By `VerticalIx`: the range (start, end) of the book's tier runs that are its campaigns'.
@@ -175,10 +184,7 @@ impl Availability {
             shared_by_rank,
             id_rank: ranks(&one_vertical, &ids, &everyone).0,
             ids,
-            active: vec![0; words].into_boxed_slice(),
-            exclusive: vec![0; words].into_boxed_slice(),
-            shared: vec![0; words].into_boxed_slice(),
-            live: vec![0; words].into_boxed_slice(),
+            masks: vec![MaskWord::default(); words].into_boxed_slice(),
             runs,
             runs_by_vertical,
             exclusive_price,
@@ -188,22 +194,23 @@ impl Availability {
         for (at, campaign) in campaigns.iter().enumerate() {
             debug_assert_eq!(campaign.ix.0 as usize, at, "campaigns in index order");
             let (word, bit) = (at / 64, 1u64 << (at % 64));
-            let set = |mask: &mut [u64], on: bool| {
+            let masks = &mut availability.masks[word];
+            let set = |mask: &mut u64, on: bool| {
                 if on {
-                    mask[word] |= bit;
+                    *mask |= bit;
                 }
             };
-            set(&mut availability.active, campaign.active);
+            set(&mut masks.active, campaign.active);
             set(
-                &mut availability.exclusive,
+                &mut masks.exclusive,
                 campaign.sale_modes.contains(SaleMode::Exclusive),
             );
             set(
-                &mut availability.shared,
+                &mut masks.shared,
                 campaign.sale_modes.contains(SaleMode::Shared),
             );
             set(
-                &mut availability.live,
+                &mut masks.live,
                 matches!(campaign.pricing, Pricing::LiveBid { .. }),
             );
         }
@@ -213,7 +220,7 @@ impl Availability {
     /// Word `word` of the campaigns that bid live.
     #[inline]
     pub fn live(&self, word: u32) -> u64 {
-        self.live[word as usize]
+        self.masks[word as usize].live
     }
 
     /// The runs of a vertical's campaigns by role and tier, in the order its ping tree asks
@@ -284,22 +291,21 @@ impl Availability {
     /// Word `word` of the active campaigns.
     #[inline]
     pub fn active(&self, word: u32) -> u64 {
-        self.active[word as usize]
+        self.masks[word as usize].active
     }
 
     /// Word `word` of the campaigns that buy a sale mode the ping takes (`exclusive`,
     /// `shared`: whether it takes each).
     #[inline]
     pub fn sells(&self, word: u32, exclusive: bool, shared: bool) -> u64 {
-        let word = word as usize;
-        (if exclusive { self.exclusive[word] } else { 0 })
-            | (if shared { self.shared[word] } else { 0 })
+        let masks = &self.masks[word as usize];
+        (if exclusive { masks.exclusive } else { 0 }) | (if shared { masks.shared } else { 0 })
     }
 
     /// Heap bytes of the masks, for the book's memory report.
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of_val::<[CampaignId]>(&self.ids)
-            + 4 * std::mem::size_of_val(&*self.active)
+            + std::mem::size_of_val::<[MaskWord]>(&self.masks)
             + std::mem::size_of_val::<[TierRun]>(&self.runs)
             + std::mem::size_of_val::<[(u32, u32)]>(&self.runs_by_vertical)
             + 2 * std::mem::size_of_val::<[Option<Money>]>(&self.exclusive_price)

@@ -481,6 +481,11 @@ struct WalkScratch {
     by_rank: Vec<u64>,
 }
 
+/// Room a lead's history keeps after its opening's steps, for what a sale usually adds: the
+/// resolution (winner chosen and reserved, a few late exclusions), the post, the delivery and
+/// the commit. A longer history grows.
+const HISTORY_STEPS_RESERVED_AFTER_OPENING: usize = 12;
+
 /// Room the walk makes up front for the campaigns it evaluates (its exclusions and candidates
 /// move into the event, so each auction allocates them anew): most walks evaluate fewer, and a
 /// longer one grows the list.
@@ -2619,11 +2624,13 @@ impl Engine {
         let ping_id = match event {
             Event::PingOpened {
                 ping_id,
+                seller,
                 offers,
                 excluded,
                 not_reached,
                 ..
             } => {
+                steps.push(Step::new(at, Kind::PINGED, *seller, 0, 0));
                 exclusion_steps(at, excluded, &mut steps, &mut counts);
                 if *not_reached > 0 {
                     let code = Exclusion::NotReached.code().0;
@@ -2770,6 +2777,13 @@ impl Engine {
         };
         if !steps.is_empty() {
             if let Some(auction) = self.auctions.get_mut(&ping_id) {
+                if auction.history.is_empty() {
+                    // The opening: sized once for it and what usually follows, so that
+                    // the steps of a sale are not copied as the history grows.
+                    auction.history.reserve_exact(
+                        (steps.len() + HISTORY_STEPS_RESERVED_AFTER_OPENING).min(TRACE_EVENTS_MAX),
+                    );
+                }
                 let room = TRACE_EVENTS_MAX.saturating_sub(auction.history.len());
                 auction.history.extend(steps.drain(..).take(room));
             }
@@ -2920,7 +2934,8 @@ impl Engine {
                         awaiting: offers.clone(),
                         bidders: Vec::new(),
                         delivered: Vec::new(),
-                        history: vec![Step::new(*at, TraceEventKind::PINGED, *seller, 0, 0)],
+                        // Sized by `record_history`, which writes the opening's steps.
+                        history: Vec::new(),
                         lead_id: 0,
                         runners_up: VecDeque::new(),
                         runners_up_later: false,
