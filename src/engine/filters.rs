@@ -359,12 +359,12 @@ fn digest_str(hasher: &mut impl Hasher, text: &str) {
 }
 
 /// A lead's attributes decoded once (keys and values located, text left as bytes), for
-/// [`CompiledFilters::matches_lead`]. Inline, on the stack: `ATTRIBUTES_MAX` entries of 40
-/// bytes, no allocation. Build one per auction and check every candidate campaign against it.
+/// [`CompiledFilters::matches_lead`]: one entry of 40 bytes per attribute the lead has (at
+/// most `ATTRIBUTES_MAX`), in one allocation sized to them, so that building it touches only
+/// those. Build one per auction and check every candidate campaign against it.
 #[derive(Debug, Clone)]
 pub struct LeadAttributes<'a> {
-    len: usize,
-    entries: [LeadEntry<'a>; ATTRIBUTES_MAX],
+    entries: Vec<LeadEntry<'a>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -376,24 +376,20 @@ struct LeadEntry<'a> {
 impl<'a> LeadAttributes<'a> {
     /// Decodes `attributes` (at most `ATTRIBUTES_MAX`, which every valid map is).
     pub fn new(attributes: &'a Attributes<'_>) -> Self {
-        let empty = LeadEntry {
-            key: &[],
-            value: RawValue::Other,
-        };
-        let mut entries = [empty; ATTRIBUTES_MAX];
-        let mut len: usize = 0;
-        for (slot, attribute) in entries.iter_mut().zip(RawAttributes::new(attributes)) {
-            *slot = LeadEntry {
-                key: attribute.key,
-                value: attribute.value(),
-            };
-            len = len.saturating_add(1);
-        }
-        Self { len, entries }
+        let mut entries = Vec::with_capacity(attributes.len().min(ATTRIBUTES_MAX));
+        entries.extend(
+            RawAttributes::new(attributes)
+                .take(ATTRIBUTES_MAX)
+                .map(|attribute| LeadEntry {
+                    key: attribute.key,
+                    value: attribute.value(),
+                }),
+        );
+        Self { entries }
     }
 
     fn entries(&self) -> &[LeadEntry<'a>] {
-        self.entries.get(..self.len).unwrap_or(&[])
+        &self.entries
     }
 }
 
