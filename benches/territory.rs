@@ -148,11 +148,15 @@ fn generate(campaigns: usize, zips: &Zips, rng: &mut Rng) -> Vec<Vec<TerritoryRu
         .collect()
 }
 
+/// Indexes the book with campaign `ix` in vertical `ix * verticals / campaigns`: numbered by
+/// vertical first, as `Book` numbers them, so that each market's campaigns are one run of
+/// bitset words.
 fn build(book: &[Vec<TerritoryRule<'static>>], verticals: u16) -> TerritoryIndex {
+    let campaigns = book.len();
     TerritoryIndex::build(
         book.iter().enumerate().map(|(ix, rules)| {
+            let vertical = u16::try_from(ix * usize::from(verticals) / campaigns).unwrap();
             let ix = u32::try_from(ix).unwrap();
-            let vertical = u16::try_from(ix % u32::from(verticals)).unwrap();
             (CampaignIx(ix), VerticalIx(vertical), rules.as_slice())
         }),
         ZipTable::us(),
