@@ -42,7 +42,7 @@
 //! verticals, numbered by vertical as the book numbers them. At 10k campaigns a lookup returns
 //! about 92 campaigns in about 310 ns (p50, warm) or 1.0 µs (a different lead each time); the
 //! index holds 13.0 MiB and builds in about 75 ms. At 100k campaigns: 57 MiB, about 0.75 s to
-//! build, 1.1 µs warm and 2.7 µs cold for about 920 campaigns. The dense posting lists took the
+//! build, 1.1 µs warm or 2.7 µs with a different lead each time, for about 920 campaigns. The dense posting lists took the
 //! 100k lookup from 5.9 to 3.4 µs warm with the campaigns of a vertical spread over the whole
 //! book (one sitting); at 1k and 10k the two forms were within this machine's noise.
 //!
