@@ -231,10 +231,11 @@ fn push_bits(mut bits: u64, word_ix: usize, out: &mut Vec<CampaignIx>) {
 
 /// A posting list whose includes number at least one per this many of its market's bitset
 /// words keeps them as a bitset over those words ([`Postings::dense`]): a lookup then ORs
-/// `words` words into its hits (two per SSE2 instruction) instead of setting `includes` bits one
-/// by one (about six instructions each). A nationwide or statewide list at 10k campaigns holds
-/// 60 to 190 campaigns over 42 words. Three is about where the two cost the same; it keeps a
-/// dense list at most 6× the bytes of its sparse form.
+/// `words` words into its hits (one short loop over two slices, which the compiler may
+/// vectorize) instead of setting `includes` bits one by one (about six instructions each). A
+/// nationwide or statewide list at 10k campaigns holds 60 to 190 campaigns over 42 words.
+/// Three is about where the two cost the same by that count of instructions (an estimate, not a
+/// sweep); it keeps a dense list at most 6× the bytes of its sparse form.
 const DENSE_POSTINGS_WORDS_PER_INCLUDE: usize = 3;
 
 /// [`Postings::dense`] of a list whose includes are sparse.
@@ -1242,7 +1243,7 @@ mod tests {
     }
 
     #[test]
-    fn dense_and_sparse_lists_mark_the_same() {
+    fn dense_and_sparse_lists_in_one_market() {
         // 640 campaigns over 10 words: the nationwide list (every tenth campaign, 64 of them)
         // and Colorado's (3 campaigns: fewer than one per three words) fall on each side of
         // the dense threshold, each with excludes.
