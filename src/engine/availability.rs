@@ -87,6 +87,17 @@ struct MaskWord {
     live: u64,
 }
 
+/// One word's masks as one ping reads them ([`Availability::word_masks`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WordMasks {
+    /// The campaign and its buyer are active.
+    pub active: u64,
+    /// The campaign buys one of the sale modes the ping takes.
+    pub sells: u64,
+    /// The campaign bids live.
+    pub live: u64,
+}
+
 /// By `VerticalIx`: the range (start, end) of the book's tier runs that are its campaigns'.
 type RunsByVertical = Box<[(u32, u32)]>;
 
@@ -217,12 +228,6 @@ impl Availability {
         availability
     }
 
-    /// Word `word` of the campaigns that bid live.
-    #[inline]
-    pub fn live(&self, word: u32) -> u64 {
-        self.masks[word as usize].live
-    }
-
     /// The runs of a vertical's campaigns by role and tier, in the order its ping tree asks
     /// them (see [`TierRun`]); none for a vertical without campaigns.
     pub fn tier_runs(&self, vertical: VerticalIx) -> &[TierRun] {
@@ -288,18 +293,17 @@ impl Availability {
         self.ids[ix.0 as usize]
     }
 
-    /// Word `word` of the active campaigns.
+    /// What the masks say of one word's campaigns for a ping that takes exclusive and/or
+    /// shared sales: one read of the word's masks.
     #[inline]
-    pub fn active(&self, word: u32) -> u64 {
-        self.masks[word as usize].active
-    }
-
-    /// Word `word` of the campaigns that buy a sale mode the ping takes (`exclusive`,
-    /// `shared`: whether it takes each).
-    #[inline]
-    pub fn sells(&self, word: u32, exclusive: bool, shared: bool) -> u64 {
+    pub fn word_masks(&self, word: u32, exclusive: bool, shared: bool) -> WordMasks {
         let masks = &self.masks[word as usize];
-        (if exclusive { masks.exclusive } else { 0 }) | (if shared { masks.shared } else { 0 })
+        WordMasks {
+            active: masks.active,
+            sells: (if exclusive { masks.exclusive } else { 0 })
+                | (if shared { masks.shared } else { 0 }),
+            live: masks.live,
+        }
     }
 
     /// Heap bytes of the masks, for the book's memory report.
@@ -379,8 +383,17 @@ impl AdmitReader<'_> {
     #[inline]
     pub fn word(&mut self, word: u32) -> u64 {
         fn bits(list: &mut &[(u32, u64)], word: u32) -> u64 {
-            let skip = list.partition_point(|&(w, _)| w < word);
-            *list = &list[skip..];
+            // Words are asked in ascending order, and lists are sparse: the list's next word
+            // is most often at or after the one asked, or right after it. Only a jump (the
+            // first word of an auction's vertical) searches.
+            match list {
+                [(first, _), ..] if *first >= word => {}
+                [_, (second, _), ..] if *second >= word => *list = &list[1..],
+                _ => {
+                    let skip = list.partition_point(|&(w, _)| w < word);
+                    *list = &list[skip..];
+                }
+            }
             match list.first() {
                 Some(&(w, bits)) if w == word => bits,
                 _ => 0,
@@ -450,5 +463,24 @@ mod tests {
         // Allowed and blocked: blocked wins, as in `CompiledSeller::admits`.
         assert_eq!(reader.word(2), 0b10);
         assert_eq!(reader.word(9), 0);
+    }
+
+    #[test]
+    fn a_reader_jumps_over_listed_words_it_is_not_asked() {
+        // Asked word 1, then word 9 past three listed words, then one past the list's end.
+        let blocked = mask(&[(1, 0b1), (2, 0b1), (3, 0b1), (4, 0b1), (9, 0b10)], None);
+        let mut reader = blocked.reader();
+        assert_eq!(reader.word(1), !0b1);
+        assert_eq!(reader.word(9), !0b10);
+        assert_eq!(reader.word(12), u64::MAX);
+        // Each word in turn, as an auction over neighbouring words asks them.
+        let mut reader = blocked.reader();
+        for word in 0..10 {
+            let listed = [(1, 0b1), (2, 0b1), (3, 0b1), (4, 0b1), (9, 0b10)]
+                .iter()
+                .find(|&&(w, _)| w == word)
+                .map_or(0, |&(_, bits)| bits);
+            assert_eq!(reader.word(word), !listed, "word {word}");
+        }
     }
 }

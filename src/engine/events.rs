@@ -5,6 +5,8 @@
 //! Events carry decisions, not the inputs to decisions: an auction's result names its winners
 //! and their prices, so replay never re-runs selection, reads a clock or draws a random number.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::auction::{Award, Candidate};
@@ -158,7 +160,9 @@ pub enum Event {
         ping_id: PingId,
         seller: SellerId,
         client_token: u64,
-        lead: LeadView<'static>,
+        /// Shared with the auction that applying this event opens (serialized as the view
+        /// itself).
+        lead: Arc<LeadView<'static>>,
         phone_hash: Option<Hash32>,
         email_hash: Option<Hash32>,
         sale_mode: PingSaleMode,

@@ -167,7 +167,8 @@ struct Auction {
     /// beside the auction, and loading it puts that version's compiled book back.
     #[serde(skip, default = "snapshot::book_to_be_restored")]
     book: Arc<Book>,
-    lead: LeadView<'static>,
+    /// The lead's anonymized view, shared with the event that opened the auction.
+    lead: Arc<LeadView<'static>>,
     hashes: Vec<Hash32>,
     sale_mode: PingSaleMode,
     shared_buyers_max: u8,
@@ -322,6 +323,9 @@ pub struct Engine {
     /// exclusions past those listed one by one (a cache: emptied for each event).
     history_steps: Vec<Step>,
     exclusion_counts: Vec<(u16, u64)>,
+    /// The fingerprint `open` computed for the ping it is opening, so that applying the
+    /// opening does not hash the lead again (a cache: replay computes it).
+    opening_fingerprint: Option<(PingId, Option<u64>)>,
 }
 
 /// How much one more lead of a campaign may cost: the headroom of its caps and of its buyer's
@@ -469,8 +473,9 @@ struct WalkScratch {
     memo: Vec<WalkMemo>,
     /// The matched campaigns the book's masks let through: (word, bits).
     words: Vec<(u32, u64)>,
-    /// Those they keep out: (word, bits, active word, admitted word).
-    unavailable: Vec<(u32, u64, u64, u64)>,
+    /// About how many campaigns the book's masks kept out of recent walks (the next one sizes
+    /// its list of exclusions by it).
+    book_exclusions_hint: usize,
     /// Those of one tier and group.
     members: Vec<(u32, u64)>,
     /// One tier's campaigns for one sale mode, best first, each as one integer (see
@@ -595,6 +600,7 @@ impl Engine {
             walk: WalkScratch::default(),
             history_steps: Vec::new(),
             exclusion_counts: Vec::new(),
+            opening_fingerprint: None,
         }
     }
 
@@ -874,7 +880,8 @@ impl Engine {
         }
         // Without a token, the same seller sending the same lead of the same consumer is a
         // retry too (checked before the duplicate check, which would refuse it).
-        if let Some(fingerprint) = fingerprint(&ping.lead, ping.phone_hash, ping.email_hash) {
+        let lead_fingerprint = fingerprint(&ping.lead, ping.phone_hash, ping.email_hash);
+        if let Some(fingerprint) = lead_fingerprint {
             if let Some(ping_id) = self.fingerprints.lookup(seller_id, fingerprint, now) {
                 self.answer_retry(now, request, seller_id, ping_id, is_direct);
                 return;
@@ -941,13 +948,15 @@ impl Engine {
                 return self.reject_ping(now, request, seller_id, ping, reason, is_direct);
             }
         };
-        let hashes: Vec<Hash32> = ping
-            .phone_hash
-            .iter()
-            .chain(&ping.email_hash)
-            .copied()
-            .collect();
-        if self.contacts.seen_within_window(&hashes, now) {
+        // The consumer's hashes, phone first, on the stack: at most two.
+        let mut hash_slots = [Hash32([0; 32]); 2];
+        let mut hash_count = 0;
+        for hash in ping.phone_hash.iter().chain(&ping.email_hash) {
+            hash_slots[hash_count] = *hash;
+            hash_count += 1;
+        }
+        let hashes = &hash_slots[..hash_count];
+        if self.contacts.seen_within_window(hashes, now) {
             return self.reject_ping(
                 now,
                 request,
@@ -989,8 +998,8 @@ impl Engine {
             sale_mode: ping.sale_mode,
             floor,
             attributes: &attributes,
-            hashes: &hashes,
-            bought_before: self.contacts.any_purchase(&hashes),
+            hashes,
+            bought_before: self.contacts.any_purchase(hashes),
             now,
         };
         // What resolution sees if no live campaign is asked, so that it resolves in this call
@@ -1040,12 +1049,13 @@ impl Engine {
         self.primaries = primaries;
         self.fallbacks = fallbacks;
         let offered = (!offers.is_empty()).then(|| offers.clone());
+        self.opening_fingerprint = Some((ping_id, lead_fingerprint));
         self.emit(Event::PingOpened {
             at: now,
             ping_id,
             seller: seller_id,
             client_token: ping.client_token,
-            lead: ping.lead.clone().into_owned(),
+            lead: Arc::new(ping.lead.clone().into_owned()),
             phone_hash: ping.phone_hash,
             email_hash: ping.email_hash,
             sale_mode: ping.sale_mode,
@@ -1114,17 +1124,16 @@ impl Engine {
         let takes_exclusive = allows(lead.sale_mode, SaleMode::Exclusive);
         let takes_shared = allows(lead.sale_mode, SaleMode::Shared);
         for &(word, bits) in &matches.included_words {
-            let active = availability.active(word);
+            let masks = availability.word_masks(word, takes_exclusive, takes_shared);
             let admits = admitted.word(word);
-            let sells = availability.sells(word, takes_exclusive, takes_shared);
-            let available = bits & active & admits & sells;
+            let available = bits & masks.active & admits & masks.sells;
             let mut rest = bits;
             while rest != 0 {
                 let bit = rest & rest.wrapping_neg();
                 rest ^= bit;
                 let ix = CampaignIx(word * 64 + bit.trailing_zeros());
                 if available & bit == 0 {
-                    let exclusion = book_exclusion(bit, active, admits);
+                    let exclusion = book_exclusion(bit, masks.active, admits);
                     debug_assert_eq!(
                         Self::book_checks(book.campaign(ix), lead),
                         Err(exclusion),
@@ -1240,41 +1249,45 @@ impl Engine {
         let takes_exclusive = allows(lead.sale_mode, SaleMode::Exclusive);
         let takes_shared = allows(lead.sale_mode, SaleMode::Shared);
         let mut words = std::mem::take(&mut self.walk.words);
-        let mut unavailable = std::mem::take(&mut self.walk.unavailable);
         words.clear();
-        unavailable.clear();
-        let mut available_count = 0;
-        let mut unavailable_count = 0;
-        for &(word, bits) in &matches.included_words {
-            let active = availability.active(word);
-            let admits = admitted.word(word);
-            let available =
-                bits & active & admits & availability.sells(word, takes_exclusive, takes_shared);
-            if available & availability.live(word) != 0 {
-                self.walk.words = words;
-                self.walk.unavailable = unavailable;
-                return None;
-            }
-            if available != 0 {
-                available_count += available.count_ones();
-                words.push((word, available));
-            }
-            if bits & !available != 0 {
-                unavailable_count += (bits & !available).count_ones() as usize;
-                unavailable.push((word, bits & !available, active, admits));
-            }
-        }
-        // The book's own exclusions are listed as evaluating everything lists them: the masks
-        // give them without reading a campaign. Sized once: the list moves into the event.
-        out.excluded
-            .reserve(matches.excluded.len() + unavailable_count + WALK_EXCLUSIONS_RESERVED);
+        // The book's own exclusions are listed as evaluating everything lists them, in one pass
+        // with the masks: they give them without reading a campaign. The list moves into the
+        // event, so it is sized once where it can be: for the territory's vetoes, as many book
+        // exclusions as the last walk had, and the evaluations' own.
+        out.excluded.reserve(
+            matches.excluded.len() + self.walk.book_exclusions_hint + WALK_EXCLUSIONS_RESERVED,
+        );
         out.excluded
             .extend(matches.excluded.iter().map(|&ix| Excluded {
                 campaign: availability.id(ix),
                 reason: Exclusion::Territory.into(),
             }));
-        for &(word, bits, active, admits) in &unavailable {
-            let mut rest = bits;
+        // Three tight passes over the matched words rather than one that does everything: what
+        // each word has available, then the exclusions of the words that keep some out, then
+        // the available words alone.
+        words.resize(matches.included_words.len(), (0, 0));
+        let mut live = 0;
+        for (slot, &(word, bits)) in words.iter_mut().zip(&matches.included_words) {
+            let masks = availability.word_masks(word, takes_exclusive, takes_shared);
+            let available = bits & masks.active & admitted.word(word) & masks.sells;
+            live |= available & masks.live;
+            *slot = (word, available);
+        }
+        if live != 0 {
+            // A live campaign must be asked: the caller evaluates everything.
+            self.walk.words = words;
+            return None;
+        }
+        let mut admitted = lead.seller.admitted();
+        for (&(word, available), &(_, bits)) in words.iter().zip(&matches.included_words) {
+            let mut rest = bits & !available;
+            if rest == 0 {
+                continue;
+            }
+            let active = availability
+                .word_masks(word, takes_exclusive, takes_shared)
+                .active;
+            let admits = admitted.word(word);
             while rest != 0 {
                 let bit = rest & rest.wrapping_neg();
                 rest ^= bit;
@@ -1285,7 +1298,12 @@ impl Engine {
                 });
             }
         }
-        self.walk.unavailable = unavailable;
+        words.retain(|&(_, available)| available != 0);
+        // The hint follows the largest recent count down slowly, so that a walk with more
+        // exclusions than the last one rarely grows the list.
+        let book_exclusions = out.excluded.len() - matches.excluded.len();
+        self.walk.book_exclusions_hint =
+            book_exclusions.max(self.walk.book_exclusions_hint * 7 / 8);
         out.candidates.reserve(WALK_EXCLUSIONS_RESERVED);
 
         self.walk.stamp += 1;
@@ -1347,9 +1365,13 @@ impl Engine {
                 break;
             }
         }
+        let not_reached = decided.then(|| {
+            let available: u32 = words.iter().map(|&(_, bits)| bits.count_ones()).sum();
+            available - self.walk.evaluated
+        });
         self.walk.words = words;
         self.walk.members = members;
-        decided.then(|| available_count - self.walk.evaluated)
+        not_reached
     }
 
     /// Walks one tier's campaigns for one sale mode in the strategy's order until
@@ -2228,7 +2250,7 @@ impl Engine {
             campaign_id: held.award.campaign,
             price: held.award.price,
             sale_mode,
-            lead: auction.lead.clone(),
+            lead: LeadView::clone(&auction.lead),
             contact,
             consent,
             delivered_at: now,
@@ -2907,7 +2929,11 @@ impl Engine {
                 if *client_token != 0 {
                     self.tokens.insert(*seller, *client_token, *ping_id, *at);
                 }
-                if let Some(fingerprint) = fingerprint(lead, *phone_hash, *email_hash) {
+                let lead_fingerprint = match self.opening_fingerprint.take() {
+                    Some((opened, lead_fingerprint)) if opened == *ping_id => lead_fingerprint,
+                    _ => fingerprint(lead, *phone_hash, *email_hash),
+                };
+                if let Some(fingerprint) = lead_fingerprint {
                     self.fingerprints
                         .insert(*seller, fingerprint, *ping_id, *at);
                 }
@@ -2918,7 +2944,7 @@ impl Engine {
                     Box::new(Auction {
                         seller: *seller,
                         book: Arc::clone(&self.book),
-                        lead: lead.clone(),
+                        lead: Arc::clone(lead),
                         hashes,
                         sale_mode: *sale_mode,
                         shared_buyers_max: *shared_buyers_max,

@@ -15,6 +15,7 @@
 //! in the events, so nothing is lost and nothing gets a new number.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -270,7 +271,7 @@ pub struct OutboxImage {
 /// What the builder keeps of a ping until its lead settles.
 #[derive(Debug)]
 struct PingFacts {
-    lead: LeadView<'static>,
+    lead: Arc<LeadView<'static>>,
     sale_mode: SaleMode,
     prices: FxHashMap<CampaignId, Money>,
     posted: Option<(LeadId, Contact<'static>, Consent<'static>)>,
@@ -359,7 +360,7 @@ impl OutboxBuilder {
                 self.pings.insert(
                     *ping_id,
                     PingFacts {
-                        lead: lead.clone(),
+                        lead: Arc::clone(lead),
                         sale_mode: SaleMode::Exclusive,
                         prices: FxHashMap::default(),
                         posted: None,
@@ -433,7 +434,7 @@ impl OutboxBuilder {
                             campaign_id: *campaign,
                             price: facts.prices.get(campaign).copied().unwrap_or(0),
                             sale_mode: facts.sale_mode,
-                            lead: facts.lead.clone(),
+                            lead: LeadView::clone(&facts.lead),
                             contact: contact.clone(),
                             consent: consent.clone(),
                             delivered_at: *at,
