@@ -52,6 +52,7 @@
     clippy::arithmetic_side_effects
 )]
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -272,10 +273,17 @@ impl PingTokens {
         }
         self.expire(now);
         let key = (seller, token);
-        if self.lookup(seller, token, now).is_some() {
-            return;
+        // One probe of the map whether the token is new, stale or live.
+        let entry = TokenEntry { ping_id, at: now };
+        match self.map.entry(key) {
+            Entry::Occupied(held) if within(held.get().at, PING_TOKEN_WINDOW_US, now) => return,
+            Entry::Occupied(mut stale) => {
+                stale.insert(entry);
+            }
+            Entry::Vacant(free) => {
+                free.insert(entry);
+            }
         }
-        self.map.insert(key, TokenEntry { ping_id, at: now });
         self.order.push_back((now, key));
         while self.order.len() > self.entries_max {
             self.pop_front();
@@ -295,8 +303,10 @@ impl PingTokens {
     /// Drops the oldest record, and its entry if the record is the entry's latest.
     fn pop_front(&mut self) {
         if let Some((at, key)) = self.order.pop_front() {
-            if self.map.get(&key).is_some_and(|entry| entry.at == at) {
-                self.map.remove(&key);
+            if let Entry::Occupied(held) = self.map.entry(key) {
+                if held.get().at == at {
+                    held.remove();
+                }
             }
         }
     }
@@ -496,12 +506,12 @@ impl ContactHistory {
     pub fn record_ping(&mut self, hashes: &[Hash32], now: TimeUs) {
         self.expire_pings(now);
         for hash in consumer_hashes(hashes) {
-            match self.pinged.get_mut(hash) {
+            match self.pinged.entry(*hash) {
                 // Already recorded at this time or later (a clock that went back): keep it.
-                Some(at) if *at >= now => continue,
-                Some(at) => *at = now,
-                None => {
-                    self.pinged.insert(*hash, now);
+                Entry::Occupied(at) if *at.get() >= now => continue,
+                Entry::Occupied(mut at) => *at.get_mut() = now,
+                Entry::Vacant(free) => {
+                    free.insert(now);
                 }
             }
             self.ping_order.push_back((now, *hash));
@@ -602,8 +612,10 @@ impl ContactHistory {
 
     fn pop_ping(&mut self) {
         if let Some((at, hash)) = self.ping_order.pop_front() {
-            if self.pinged.get(&hash) == Some(&at) {
-                self.pinged.remove(&hash);
+            if let Entry::Occupied(held) = self.pinged.entry(hash) {
+                if *held.get() == at {
+                    held.remove();
+                }
             }
         }
     }
