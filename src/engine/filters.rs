@@ -366,11 +366,26 @@ fn digest_str(hasher: &mut impl Hasher, text: &str) {
 
 /// A lead's attributes decoded once (keys and values located, text left as bytes), for
 /// [`CompiledFilters::matches_lead`]: one entry of 40 bytes per attribute the lead has (at
-/// most `ATTRIBUTES_MAX`), in one allocation sized to them, so that building it touches only
-/// those. Build one per auction and check every candidate campaign against it.
+/// most `ATTRIBUTES_MAX`), inline for a lead of up to [`LEAD_ATTRIBUTES_INLINE`] attributes
+/// (no allocation: most leads), else in one allocation sized to them. Build one per auction
+/// and check every candidate campaign against it.
 #[derive(Debug, Clone)]
 pub struct LeadAttributes<'a> {
-    entries: Vec<LeadEntry<'a>>,
+    entries: LeadEntries<'a>,
+}
+
+/// How many attributes a [`LeadAttributes`] holds without allocating: the verticals' usual
+/// leads carry 4 to 8.
+pub const LEAD_ATTRIBUTES_INLINE: usize = 8;
+
+#[derive(Debug, Clone)]
+enum LeadEntries<'a> {
+    /// The first `len` entries are the lead's; the rest are placeholders.
+    Inline {
+        entries: [LeadEntry<'a>; LEAD_ATTRIBUTES_INLINE],
+        len: usize,
+    },
+    Heap(Vec<LeadEntry<'a>>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -382,20 +397,38 @@ struct LeadEntry<'a> {
 impl<'a> LeadAttributes<'a> {
     /// Decodes `attributes` (at most `ATTRIBUTES_MAX`, which every valid map is).
     pub fn new(attributes: &'a Attributes<'_>) -> Self {
-        let mut entries = Vec::with_capacity(attributes.len().min(ATTRIBUTES_MAX));
-        entries.extend(
-            RawAttributes::new(attributes)
-                .take(ATTRIBUTES_MAX)
-                .map(|attribute| LeadEntry {
-                    key: attribute.key,
-                    value: attribute.value(),
-                }),
-        );
-        Self { entries }
+        let decoded = RawAttributes::new(attributes)
+            .take(ATTRIBUTES_MAX)
+            .map(|attribute| LeadEntry {
+                key: attribute.key,
+                value: attribute.value(),
+            });
+        if attributes.len() > LEAD_ATTRIBUTES_INLINE {
+            let mut entries = Vec::with_capacity(attributes.len().min(ATTRIBUTES_MAX));
+            entries.extend(decoded);
+            return Self {
+                entries: LeadEntries::Heap(entries),
+            };
+        }
+        let mut entries = [LeadEntry {
+            key: &[],
+            value: RawValue::Other,
+        }; LEAD_ATTRIBUTES_INLINE];
+        let mut len = 0;
+        for (index, (slot, entry)) in entries.iter_mut().zip(decoded).enumerate() {
+            *slot = entry;
+            len = index.saturating_add(1);
+        }
+        Self {
+            entries: LeadEntries::Inline { entries, len },
+        }
     }
 
     fn entries(&self) -> &[LeadEntry<'a>] {
-        &self.entries
+        match &self.entries {
+            LeadEntries::Inline { entries, len } => entries.get(..*len).unwrap_or(entries),
+            LeadEntries::Heap(entries) => entries,
+        }
     }
 }
 
@@ -701,9 +734,17 @@ mod tests {
     #[test]
     fn a_filter_finds_its_key_in_a_small_and_a_large_lead() {
         // Keys of one length and of others, first, last, between and missing, in a lead
-        // searched key by key and in one searched by halves.
-        // With "kk", `count + 1` attributes: the most searched key by key, then more.
-        for count in [LINEAR_KEY_SEARCH_MAX - 1, LINEAR_KEY_SEARCH_MAX + 9] {
+        // searched key by key and in one searched by halves; in leads held inline (up to
+        // full) and in ones that allocate.
+        // With "kk", `count + 1` attributes: a few, the most held inline, one more, the most
+        // searched key by key, then more.
+        for count in [
+            3,
+            LEAD_ATTRIBUTES_INLINE - 1,
+            LEAD_ATTRIBUTES_INLINE,
+            LINEAR_KEY_SEARCH_MAX - 1,
+            LINEAR_KEY_SEARCH_MAX + 9,
+        ] {
             let attributes = (0..count)
                 .fold(Attributes::builder(), |b, at| {
                     b.integer(format!("k{at:02}"), i64::try_from(at).unwrap())

@@ -240,11 +240,19 @@ impl Step {
     }
 }
 
+/// The `PING` requests waiting for one auction's answer: the ping's own, then its retries in
+/// the order they came (none, most often: no allocation then).
+#[derive(Debug)]
+struct WaitingPings {
+    first: RequestTag,
+    retries: Vec<RequestTag>,
+}
+
 /// Requests the caller is waiting on, by ping: not state (they die with their connections),
 /// so they live beside the state and are never journaled.
 #[derive(Debug, Default)]
 struct Pending {
-    ping_answers: FxHashMap<PingId, Vec<RequestTag>>,
+    ping_answers: FxHashMap<PingId, WaitingPings>,
     post_answers: FxHashMap<PingId, RequestTag>,
     /// A contact record waiting for its `Posted` event: a `DIRECT_POST`'s until its auction
     /// has winners.
@@ -1072,7 +1080,13 @@ impl Engine {
             self.pending.contacts.insert(ping_id, contact);
             self.pending.post_answers.insert(ping_id, request);
         } else {
-            self.pending.ping_answers.insert(ping_id, vec![request]);
+            self.pending.ping_answers.insert(
+                ping_id,
+                WaitingPings {
+                    first: request,
+                    retries: Vec::new(),
+                },
+            );
         }
 
         let Some(offers) = offered else {
@@ -1708,8 +1722,11 @@ impl Engine {
                 self.pending
                     .ping_answers
                     .entry(ping_id)
-                    .or_default()
-                    .push(request);
+                    .and_modify(|waiting| waiting.retries.push(request))
+                    .or_insert(WaitingPings {
+                        first: request,
+                        retries: Vec::new(),
+                    });
             }
             (Phase::Offered { .. }, false) => {
                 let result = self.offer_result(ping_id, now);
@@ -1990,18 +2007,15 @@ impl Engine {
         let Some(auction) = self.auctions.get(&ping_id) else {
             return;
         };
-        let winners: Vec<(CampaignId, BuyerId, Money, SaleMode)> = match resolution {
+        let (winners, sale_mode) = match resolution {
             Resolution::Offer {
                 winners, sale_mode, ..
-            } => winners
-                .iter()
-                .map(|award| (award.campaign, award.buyer, award.price, *sale_mode))
-                .collect(),
-            Resolution::NoSale { .. } => Vec::new(),
+            } => (winners.as_slice(), *sale_mode),
+            Resolution::NoSale { .. } => (&[][..], SaleMode::Exclusive),
         };
         for &(campaign, buyer) in &auction.bidders {
-            let notice = match winners.iter().find(|winner| winner.0 == campaign) {
-                Some(&(_, _, price, sale_mode)) => Output::Won {
+            let notice = match winners.iter().find(|award| award.campaign == campaign) {
+                Some(&Award { price, .. }) => Output::Won {
                     buyer,
                     notice: AuctionWon {
                         auction_id: ping_id,
@@ -2047,11 +2061,16 @@ impl Engine {
 
     fn answer_ping(&mut self, ping_id: PingId, result: PingResult<'static>) {
         let seller = auction_seller(&self.auctions, ping_id);
-        for request in self
-            .pending
-            .ping_answers
-            .remove(&ping_id)
-            .unwrap_or_default()
+        let Some(WaitingPings { first, retries }) = self.pending.ping_answers.remove(&ping_id)
+        else {
+            return;
+        };
+        // In the order the requests came, each but the last gets a copy of the answer and the
+        // last the answer itself.
+        let last = retries.last().copied().unwrap_or(first);
+        for request in std::iter::once(first)
+            .chain(retries.iter().copied())
+            .take(retries.len())
         {
             self.outputs.push_back(Output::PingAnswer {
                 request,
@@ -2059,6 +2078,11 @@ impl Engine {
                 result: result.clone(),
             });
         }
+        self.outputs.push_back(Output::PingAnswer {
+            request: last,
+            seller,
+            result,
+        });
     }
 
     fn answer_post(&mut self, ping_id: PingId, result: PostResult<'static>) {
