@@ -197,7 +197,9 @@ struct Auction {
     /// Campaigns left out while bidding (when the auction opened, and refused bids), for a
     /// no-sale's reason; emptied at resolution. The trace keeps every exclusion in `history`.
     excluded: Vec<Excluded>,
-    contact: Option<(Contact<'static>, Consent<'static>)>,
+    /// Boxed: only a posted auction has it, and inline it would be more than a third of every
+    /// auction kept in memory.
+    contact: Option<Box<(Contact<'static>, Consent<'static>)>>,
     direct: bool,
     phase: Phase,
 }
@@ -2263,7 +2265,7 @@ impl Engine {
             } => (*lead_id, *sale_mode),
             _ => (0, SaleMode::Exclusive),
         };
-        let (contact, consent) = auction
+        let (contact, consent) = *auction
             .contact
             .clone()
             .unwrap_or_else(|| unreachable!("a posted auction has its contact record"));
@@ -3139,7 +3141,7 @@ impl Engine {
                         auction.hashes.push(hash);
                     }
                 }
-                auction.contact = Some((contact.clone(), consent.clone()));
+                auction.contact = Some(Box::new((contact.clone(), consent.clone())));
                 if let Phase::Offered {
                     sale_mode, held, ..
                 } = std::mem::replace(&mut auction.phase, Phase::Closed)
