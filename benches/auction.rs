@@ -26,6 +26,12 @@
 //! index's own memory estimate; RSS the process's resident memory after loading and after the
 //! auctions.
 //!
+//! Where an auction's time goes: each measured auction's latency is fitted (least squares,
+//! the slowest 1 % left out) on what its opening event says it met: territory vetoes, the
+//! book's own exclusions (listed from the masks), campaigns evaluated and left out, and
+//! candidates. The fit gives an auction's fixed cost and the cost of one more of each, which
+//! says whether a change should cut the per-auction work or the per-campaign work.
+//!
 //! Snapshot numbers: after the auctions, the engine in its steady state is copied with
 //! `Engine::snapshot_image` (what the daemon's exchange thread stalls for), encoded (on the
 //! journal's snapshot thread in the daemon) and loaded back with `Engine::from_snapshot` (what
@@ -45,9 +51,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use pingpost::bookgen::{BookSpec, LeadGen, LeadSpec, SplitMix64, generate};
 use pingpost::engine::book::{AdminChange, Book, BookDefs};
-use pingpost::engine::events::{Event, Resolution};
+use pingpost::engine::events::{Event, ExclusionCode, Resolution};
 use pingpost::engine::machine::{Engine, EngineConfig, Output};
-use pingpost::engine::types::TimeUs;
+use pingpost::engine::types::{Exclusion, TimeUs};
 use pingpost::limits::{AUCTION_RETENTION_MS, POST_WINDOW_MS};
 use pingpost::protocol::{CampaignPut, PingOutcome, PutMode};
 
@@ -116,6 +122,76 @@ struct Row {
     snapshot_copy: Duration,
     snapshot_encode: Duration,
     snapshot_load: Duration,
+    /// Each measured auction's latency and what it met, for [`fit_ping_costs`].
+    ping_costs: Vec<PingCosts>,
+}
+
+/// What one measured auction met, by kind: the counts a ping's latency is fitted on.
+#[derive(Clone, Copy)]
+struct PingCosts {
+    ns: f64,
+    /// Territory vetoes; the book's own exclusions (paused, blocked by the seller, sale mode
+    /// not bought), listed from the masks; campaigns evaluated and left out (filter, schedule,
+    /// cap, budget, floor, duplicate); candidates (evaluated and priced).
+    counts: [f64; PING_COST_KINDS],
+}
+
+const PING_COST_KINDS: usize = 4;
+const PING_COST_NAMES: [&str; PING_COST_KINDS] = [
+    "territory veto",
+    "book exclusion",
+    "evaluated, out",
+    "candidate",
+];
+
+/// Auctions above this latency quantile are left out of the fit: their time is the machine's
+/// (a page fault, a map growing, the scheduler), not what they met.
+const PING_COST_FIT_QUANTILE: f64 = 0.99;
+
+/// An ordinary least-squares fit of latency on what each auction met: the fixed cost of an
+/// auction, then the cost of one more of each kind in [`PingCosts::counts`], in ns. `None`
+/// when the counts do not vary enough to separate the kinds.
+#[allow(clippy::needless_range_loop)] // a matrix's rows and columns, indexed as written
+fn fit_ping_costs(pings: &[PingCosts]) -> Option<[f64; PING_COST_KINDS + 1]> {
+    const N: usize = PING_COST_KINDS + 1;
+    let mut latencies: Vec<f64> = pings.iter().map(|p| p.ns).collect();
+    latencies.sort_unstable_by(f64::total_cmp);
+    let cut = *latencies.get(((latencies.len() as f64) * PING_COST_FIT_QUANTILE) as usize)?;
+    // The normal equations (XᵀX) b = Xᵀy, with a leading 1 for the fixed cost.
+    let mut xtx = [[0.0f64; N]; N];
+    let mut xty = [0.0f64; N];
+    for ping in pings.iter().filter(|p| p.ns < cut) {
+        let mut x = [1.0; N];
+        x[1..].copy_from_slice(&ping.counts);
+        for i in 0..N {
+            xty[i] += x[i] * ping.ns;
+            for j in 0..N {
+                xtx[i][j] += x[i] * x[j];
+            }
+        }
+    }
+    // Gaussian elimination with partial pivoting.
+    for col in 0..N {
+        let pivot = (col..N).max_by(|&a, &b| xtx[a][col].abs().total_cmp(&xtx[b][col].abs()))?;
+        if xtx[pivot][col].abs() < 1e-9 {
+            return None;
+        }
+        xtx.swap(col, pivot);
+        xty.swap(col, pivot);
+        for row in col + 1..N {
+            let factor = xtx[row][col] / xtx[col][col];
+            for k in col..N {
+                xtx[row][k] -= factor * xtx[col][k];
+            }
+            xty[row] -= factor * xty[col];
+        }
+    }
+    let mut b = [0.0f64; N];
+    for row in (0..N).rev() {
+        let known: f64 = (row + 1..N).map(|k| xtx[row][k] * b[k]).sum();
+        b[row] = (xty[row] - known) / xtx[row][row];
+    }
+    Some(b)
 }
 
 /// The engine's settings: the defaults, or with `PINGPOST_BENCH_EVALUATE_EVERY=1` every matched
@@ -228,6 +304,7 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
         snapshot_copy: Duration::ZERO,
         snapshot_encode: Duration::ZERO,
         snapshot_load: Duration::ZERO,
+        ping_costs: Vec::with_capacity(auctions as usize),
     };
     // Reused buffers: outputs and events are moved here inside the timed region and looked
     // at and dropped outside it.
@@ -313,6 +390,28 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
                     not_reached,
                     ..
                 } if measured => {
+                    let mut counts = [0.0; PING_COST_KINDS];
+                    let is = |reason: ExclusionCode, kinds: &[Exclusion]| {
+                        kinds.iter().any(|&kind| reason == kind.into())
+                    };
+                    for exclusion in &excluded {
+                        let kind = if is(exclusion.reason, &[Exclusion::Territory]) {
+                            0
+                        } else if is(
+                            exclusion.reason,
+                            &[Exclusion::Paused, Exclusion::Blocked, Exclusion::SaleMode],
+                        ) {
+                            1
+                        } else {
+                            2
+                        };
+                        counts[kind] += 1.0;
+                    }
+                    counts[3] = (candidates.len() + offers.len()) as f64;
+                    row.ping_costs.push(PingCosts {
+                        ns: elapsed.as_nanos() as f64,
+                        counts,
+                    });
                     let evaluated = (candidates.len() + offers.len() + excluded.len()) as u64;
                     let matched = evaluated + u64::from(not_reached);
                     row.matched += matched;
@@ -474,6 +573,38 @@ fn print_tables(rows: &[Row]) {
             .map(|&(code, count)| format!("{code}: {:.1}%", count as f64 * 100.0 / pings))
             .collect();
         println!("{:>5} {}", row.label, reasons.join(", "));
+    }
+    println!();
+    println!(
+        "Where an auction's time goes: latency fitted on what it met (least squares over the \
+         auctions below p{:.0}), ns; mean count a ping in brackets",
+        PING_COST_FIT_QUANTILE * 100.0
+    );
+    println!(
+        "{:>5} {:>11} {:>20} {:>20} {:>20} {:>20}",
+        "size",
+        "fixed",
+        PING_COST_NAMES[0],
+        PING_COST_NAMES[1],
+        PING_COST_NAMES[2],
+        PING_COST_NAMES[3]
+    );
+    for row in rows {
+        let Some(fit) = fit_ping_costs(&row.ping_costs) else {
+            println!("{:>5} (the counts do not vary enough to fit)", row.label);
+            continue;
+        };
+        let pings = row.ping_costs.len().max(1) as f64;
+        let each: Vec<String> = (0..PING_COST_KINDS)
+            .map(|kind| {
+                let mean = row.ping_costs.iter().map(|p| p.counts[kind]).sum::<f64>() / pings;
+                format!("{:.0} ({mean:.1})", fit[kind + 1])
+            })
+            .collect();
+        println!(
+            "{:>5} {:>11.0} {:>20} {:>20} {:>20} {:>20}",
+            row.label, fit[0], each[0], each[1], each[2], each[3]
+        );
     }
     println!();
     println!(
