@@ -197,8 +197,8 @@ struct Auction {
     /// Campaigns left out while bidding (when the auction opened, and refused bids), for a
     /// no-sale's reason; emptied at resolution. The trace keeps every exclusion in `history`.
     excluded: Vec<Excluded>,
-    /// Boxed: only a posted auction has it, and inline it would be more than a third of every
-    /// auction kept in memory.
+    /// Boxed: only a posted auction has it, and inline it would be more than half of every
+    /// auction kept in memory (800 bytes an auction instead of 328).
     contact: Option<Box<(Contact<'static>, Consent<'static>)>>,
     direct: bool,
     phase: Phase,
