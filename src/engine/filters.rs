@@ -414,11 +414,11 @@ impl<'a> LeadAttributes<'a> {
             key: &[],
             value: RawValue::Other,
         }; LEAD_ATTRIBUTES_INLINE];
-        let mut len = 0;
-        for (index, (slot, entry)) in entries.iter_mut().zip(decoded).enumerate() {
-            *slot = entry;
-            len = index.saturating_add(1);
-        }
+        let len = entries
+            .iter_mut()
+            .zip(decoded)
+            .map(|(slot, entry)| *slot = entry)
+            .count();
         Self {
             entries: LeadEntries::Inline { entries, len },
         }

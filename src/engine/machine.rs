@@ -250,6 +250,15 @@ struct WaitingPings {
     retries: Vec<RequestTag>,
 }
 
+impl WaitingPings {
+    fn new(first: RequestTag) -> Self {
+        Self {
+            first,
+            retries: Vec::new(),
+        }
+    }
+}
+
 /// Requests the caller is waiting on, by ping: not state (they die with their connections),
 /// so they live beside the state and are never journaled.
 #[derive(Debug, Default)]
@@ -1082,13 +1091,9 @@ impl Engine {
             self.pending.contacts.insert(ping_id, contact);
             self.pending.post_answers.insert(ping_id, request);
         } else {
-            self.pending.ping_answers.insert(
-                ping_id,
-                WaitingPings {
-                    first: request,
-                    retries: Vec::new(),
-                },
-            );
+            self.pending
+                .ping_answers
+                .insert(ping_id, WaitingPings::new(request));
         }
 
         let Some(offers) = offered else {
@@ -1725,10 +1730,7 @@ impl Engine {
                     .ping_answers
                     .entry(ping_id)
                     .and_modify(|waiting| waiting.retries.push(request))
-                    .or_insert(WaitingPings {
-                        first: request,
-                        retries: Vec::new(),
-                    });
+                    .or_insert_with(|| WaitingPings::new(request));
             }
             (Phase::Offered { .. }, false) => {
                 let result = self.offer_result(ping_id, now);
@@ -2265,9 +2267,10 @@ impl Engine {
             } => (*lead_id, *sale_mode),
             _ => (0, SaleMode::Exclusive),
         };
-        let (contact, consent) = *auction
+        let (contact, consent) = auction
             .contact
-            .clone()
+            .as_deref()
+            .cloned()
             .unwrap_or_else(|| unreachable!("a posted auction has its contact record"));
         LeadDelivery {
             delivery_seq,
