@@ -40,9 +40,7 @@
 //! Run: `cargo bench --bench auction`. `PINGPOST_BENCH_QUICK=1` runs 10,000 auctions per size
 //! instead of 100,000; `PINGPOST_BENCH_AUCTIONS=n` sets the count; `PINGPOST_BENCH_SIZES=1k,10k`
 //! picks sizes (a number is a campaign count); `PINGPOST_BENCH_EVALUATE_EVERY=1` evaluates every
-//! matched campaign instead of walking the ping tree (`EngineConfig::evaluate_every_campaign`);
-//! `PINGPOST_BENCH_RESERVE_DEDUPE=1` reserves the retry and duplicate tables for their bounds
-//! first, as the daemon does (`Engine::reserve_dedupe_tables`), instead of letting them grow.
+//! matched campaign instead of walking the ping tree (`EngineConfig::evaluate_every_campaign`).
 
 // A bench: a failed setup should stop it loudly, and its small casts are of known ranges.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
@@ -259,9 +257,6 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
     );
 
     let mut engine = Engine::new(config());
-    if std::env::var_os("PINGPOST_BENCH_RESERVE_DEDUPE").is_some_and(|v| v != "0") {
-        engine.reserve_dedupe_tables();
-    }
     let load = install_book(&mut engine, changes);
     let rss_bytes_loaded = rss_bytes();
     let started = Instant::now();

@@ -26,10 +26,6 @@ pub struct ServeArgs {
     /// shutdown).
     #[arg(long, value_name = "RECORDS")]
     snapshot_every: Option<u64>,
-    /// Reserve the retry and duplicate tables at full size now, so that no ping waits while
-    /// one doubles (about 1 GB resident once traffic has touched them).
-    #[arg(long)]
-    reserve_dedupe_tables: bool,
     /// Start a new journal with no book (the configuration's admins only), for a book loaded
     /// over the admin protocol, as the load generator does.
     #[arg(long)]
@@ -95,9 +91,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
     if let Some(records) = args.snapshot_every {
         config.snapshot_every_records = records;
-    }
-    if args.reserve_dedupe_tables {
-        config.reserve_dedupe_tables = true;
     }
     if args.empty_book {
         config.book.clear();

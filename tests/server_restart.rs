@@ -158,39 +158,6 @@ async fn an_orderly_restart_keeps_the_ledger_and_the_deliveries_still_to_pick_up
     server.shutdown().await.unwrap();
 }
 
-/// With the retry and duplicate tables reserved at full size (`reserve_dedupe_tables`), the
-/// daemon answers as without, and the reservation made after recovery keeps what the tables
-/// recovered: a ping retried after a restart gets the first answer, not a second auction.
-#[tokio::test]
-async fn reserved_dedupe_tables_keep_recognising_retries_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let reserved = || {
-        let mut config = config(dir.path());
-        config.reserve_dedupe_tables = true;
-        config
-    };
-    let server = pingpost::server::start(reserved()).await.unwrap();
-    let seller = server_util::seller(server.addr).await;
-    let first = seller.ping(ping(41)).await.unwrap();
-    assert!(
-        matches!(first.outcome, PingOutcome::Offer { .. }),
-        "{first:?}"
-    );
-    let retried = seller.ping(ping(41)).await.unwrap();
-    assert_eq!(retried.ping_id, first.ping_id);
-    let _ = seller.close().await;
-    server.shutdown().await.unwrap();
-
-    let server = pingpost::server::start(reserved()).await.unwrap();
-    let seller = server_util::seller(server.addr).await;
-    let after_restart = seller.ping(ping(41)).await.unwrap();
-    assert_eq!(after_restart.ping_id, first.ping_id);
-    let next = seller.ping(ping(42)).await.unwrap();
-    assert!(next.ping_id > first.ping_id, "{next:?}");
-    let _ = seller.close().await;
-    server.shutdown().await.unwrap();
-}
-
 /// Every record of a journal directory from LSN 1, snapshots or not.
 fn every_event(dir: &Path) -> Vec<(u64, Event)> {
     let mut events = Vec::new();

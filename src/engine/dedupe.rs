@@ -192,25 +192,6 @@ fn keyed_map<K, V>(hash_key: u64) -> KeyedMap<K, V> {
     HashMap::with_hasher(KeyedState::new(hash_key))
 }
 
-/// The capacity a table bounded at `entries_max` entries settles at once full: twice its bound.
-/// At its bound a table evicts one entry per insert; a removal in a crowded probe group leaves
-/// a tombstone, and when the tombstones use up the table's room it rehashes, in place only if
-/// the entries fill at most half its capacity, else into a table twice the size. Sized so from
-/// the start, the table never doubles, and its rehashes (tombstones rarely pile up at that
-/// load) happen in place.
-pub const fn steady_capacity(entries_max: usize) -> usize {
-    entries_max.saturating_mul(2)
-}
-
-fn reserve_map<K: Eq + std::hash::Hash, V>(map: &mut KeyedMap<K, V>, entries_max: usize) {
-    map.reserve(steady_capacity(entries_max).saturating_sub(map.len()));
-}
-
-/// An insertion order holds one record beyond its bound while the oldest is evicted.
-fn reserve_order<T>(order: &mut VecDeque<T>, entries_max: usize) {
-    order.reserve(entries_max.saturating_add(1).saturating_sub(order.len()));
-}
-
 /// Describes a snapshot the bounds refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotError(String);
@@ -328,15 +309,6 @@ impl PingTokens {
                 }
             }
         }
-    }
-
-    /// Reserves the size the table settles at when full (see [`steady_capacity`]) up front, so
-    /// that it never doubles while pings wait: see [`Engine::reserve_dedupe_tables`].
-    ///
-    /// [`Engine::reserve_dedupe_tables`]: crate::engine::Engine::reserve_dedupe_tables
-    pub fn reserve_to_bound(&mut self) {
-        reserve_map(&mut self.map, self.entries_max);
-        reserve_order(&mut self.order, self.entries_max);
     }
 
     /// Tokens remembered.
@@ -504,17 +476,6 @@ impl ContactHistory {
             purchase_order: VecDeque::new(),
             purchased_max: purchased_max.max(1),
         }
-    }
-
-    /// Reserves the sizes both tables settle at when full (see [`steady_capacity`]) up front,
-    /// so that neither doubles while pings wait: see [`Engine::reserve_dedupe_tables`].
-    ///
-    /// [`Engine::reserve_dedupe_tables`]: crate::engine::Engine::reserve_dedupe_tables
-    pub fn reserve_to_bounds(&mut self) {
-        reserve_map(&mut self.pinged, self.pinged_max);
-        reserve_order(&mut self.ping_order, self.pinged_max);
-        reserve_map(&mut self.purchased, self.purchased_max);
-        reserve_order(&mut self.purchase_order, self.purchased_max);
     }
 
     /// Whether any of `hashes` (a ping's phone and email hashes) was pinged within
@@ -854,53 +815,6 @@ mod tests {
     const HOUR_US: TimeUs = 3_600 * SECOND_US;
     const DAY_US: TimeUs = 24 * HOUR_US;
     use crate::engine::preping::{email_hash, phone_hash};
-
-    /// Reserved to their bounds, the tables take their bounds' worth of entries (and the
-    /// evictions past them) without growing: no rehash ever happens inside a ping. What they
-    /// answer is the same as without the reservation.
-    #[test]
-    fn tables_reserved_to_their_bounds_never_grow() {
-        const BOUND: usize = 3_000;
-        let mut reserved = PingTokens::with_limits(7, BOUND);
-        reserved.reserve_to_bound();
-        let mut growing = PingTokens::with_limits(7, BOUND);
-        let capacities = (reserved.map.capacity(), reserved.order.capacity());
-        assert!(capacities.0 >= steady_capacity(BOUND) && capacities.1 > BOUND);
-        let mut history = ContactHistory::with_limits(7, BOUND, BOUND);
-        history.reserve_to_bounds();
-        let mut growing_history = ContactHistory::with_limits(7, BOUND, BOUND);
-        let history_capacities = (
-            history.pinged.capacity(),
-            history.ping_order.capacity(),
-            history.purchased.capacity(),
-            history.purchase_order.capacity(),
-        );
-        for i in 0..(2 * BOUND as u64) {
-            reserved.insert(i % 5, i, i + 1, i);
-            growing.insert(i % 5, i, i + 1, i);
-            let hashes = [phone_hash(&format!("+1303555{i:04}"))];
-            history.record_ping(&hashes, i);
-            history.record_purchase(i % 9, &hashes, i);
-            growing_history.record_ping(&hashes, i);
-            growing_history.record_purchase(i % 9, &hashes, i);
-        }
-        // A map's capacity counts its room less its tombstones, so it may shrink a little; a
-        // doubling would take it far above what was reserved.
-        let grew = |now: usize, reserved: usize| now > reserved;
-        assert!(!grew(reserved.map.capacity(), capacities.0));
-        assert_eq!(reserved.order.capacity(), capacities.1);
-        assert!(!grew(history.pinged.capacity(), history_capacities.0));
-        assert_eq!(history.ping_order.capacity(), history_capacities.1);
-        assert!(!grew(history.purchased.capacity(), history_capacities.2));
-        assert_eq!(history.purchase_order.capacity(), history_capacities.3);
-        // Without the reservation the same traffic grows the table, by doubling, to no more
-        // than what was reserved: the reservation is the size a full table settles at.
-        assert!(growing.map.capacity() > BOUND);
-        assert!(!grew(growing.map.capacity(), capacities.0));
-        assert_eq!(reserved, growing);
-        assert_eq!(history, growing_history);
-        assert_eq!(reserved.len(), BOUND);
-    }
 
     const T0: TimeUs = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
     const MINUTE_US: TimeUs = 60 * SECOND_US;

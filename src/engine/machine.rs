@@ -712,29 +712,6 @@ impl Engine {
         local
     }
 
-    /// Gives the retry and duplicate tables at once the size they settle at when full
-    /// ([`steady_capacity`] of their bounds: [`PING_TOKENS_MAX`] retried pings by token and by
-    /// fingerprint, [`PINGED_CONTACTS_MAX`] pinged and [`PURCHASED_CONTACTS_MAX`] purchased
-    /// consumers). Without it each table grows by doubling as traffic fills it, and each
-    /// doubling rehashes the whole table inside one ping: a millisecond or two at tens of
-    /// thousands of entries (measured in the auction bench), and by that measure tens of
-    /// milliseconds at a million, while every ping waits. The price is memory: the tables'
-    /// pages become resident as entries land in them, and entries land all over them, so they
-    /// take about 1 GB within the first tens of thousands of pings (BENCHMARKS.md). The daemon
-    /// calls it when configured to (`reserve_dedupe_tables`); tests and tools that make many
-    /// small engines need not. Changes no state (the digest and the journal are the same
-    /// either way).
-    ///
-    /// [`steady_capacity`]: crate::engine::dedupe::steady_capacity
-    /// [`PING_TOKENS_MAX`]: crate::limits::PING_TOKENS_MAX
-    /// [`PINGED_CONTACTS_MAX`]: crate::limits::PINGED_CONTACTS_MAX
-    /// [`PURCHASED_CONTACTS_MAX`]: crate::limits::PURCHASED_CONTACTS_MAX
-    pub fn reserve_dedupe_tables(&mut self) {
-        self.tokens.reserve_to_bound();
-        self.fingerprints.reserve_to_bound();
-        self.contacts.reserve_to_bounds();
-    }
-
     /// A digest of the whole state (not of caches or of requests waiting for answers), so
     /// that a test or a recovery can check that replaying the journal rebuilt the very state
     /// the engine had. Maps are hashed in key order, so the digest does not depend on the

@@ -8,7 +8,6 @@
 //! connections_max = 4096
 //! in_flight_max = 1024
 //! snapshot_every_records = 2000000   # 0: only at a clean shutdown
-//! reserve_dedupe_tables = false      # true: retry/duplicate tables at full size from the start
 //!
 //! [[admins]]
 //! id = 1
@@ -80,11 +79,6 @@ pub struct ConfigFile {
     /// clean shutdown.
     #[serde(default = "default_snapshot_every_records")]
     pub snapshot_every_records: u64,
-    /// Reserve the retry and duplicate tables at the size they settle at when full, at start
-    /// (`Engine::reserve_dedupe_tables`): no ping ever waits for one of them to double, for
-    /// about 1 GB resident from the first tens of thousands of pings on.
-    #[serde(default)]
-    pub reserve_dedupe_tables: bool,
     #[serde(default)]
     pub admins: Vec<AdminEntry>,
     #[serde(default)]
@@ -131,8 +125,6 @@ pub struct ServerConfig {
     pub frame_length_max: u32,
     /// Journal records between two snapshots; 0: only at a clean shutdown.
     pub snapshot_every_records: u64,
-    /// The retry and duplicate tables reserved at full size at start.
-    pub reserve_dedupe_tables: bool,
     /// Admin ids and their secrets' hashes.
     pub admins: Vec<(u64, String)>,
     /// Loaded into an empty journal.
@@ -226,7 +218,6 @@ impl ConfigFile {
             outbox_stored_per_buyer_max: OUTBOX_STORED_PER_BUYER_MAX,
             frame_length_max: FRAME_LENGTH_MAX,
             snapshot_every_records: self.snapshot_every_records,
-            reserve_dedupe_tables: self.reserve_dedupe_tables,
             admins,
             book,
             journal_sync_fault: None,

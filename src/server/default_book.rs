@@ -356,7 +356,6 @@ pub fn default_config_file() -> ConfigFile {
         in_flight_max: IN_FLIGHT_MAX,
         session_queue_len: SESSION_QUEUE_LEN,
         snapshot_every_records: SNAPSHOT_EVERY_RECORDS_DEFAULT,
-        reserve_dedupe_tables: false,
         admins: vec![AdminEntry {
             id: DEFAULT_ADMIN.0,
             secret: Some(DEFAULT_ADMIN.1.to_owned()),

@@ -140,11 +140,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         outbox,
         mut clock_floor_us,
     } = replay.into_inner();
-    // Asked for: the retry and duplicate tables take their full size now, not by doubling (and
-    // rehashing every entry inside one ping) as traffic fills them.
-    if config.reserve_dedupe_tables {
-        engine.reserve_dedupe_tables();
-    }
     let recovered_records = opened.records;
     let snapshot_lsn = opened.snapshot_lsn;
     let snapshots_skipped = opened.snapshots_skipped.clone();
