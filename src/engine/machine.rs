@@ -2011,15 +2011,19 @@ impl Engine {
         let Some(auction) = self.auctions.get(&ping_id) else {
             return;
         };
-        let (winners, sale_mode) = match resolution {
+        // A bidder's price and sale mode if it won; a no-sale has no winners.
+        let won = |campaign: CampaignId| match resolution {
             Resolution::Offer {
                 winners, sale_mode, ..
-            } => (winners.as_slice(), *sale_mode),
-            Resolution::NoSale { .. } => (&[][..], SaleMode::Exclusive),
+            } => winners
+                .iter()
+                .find(|award| award.campaign == campaign)
+                .map(|award| (award.price, *sale_mode)),
+            Resolution::NoSale { .. } => None,
         };
         for &(campaign, buyer) in &auction.bidders {
-            let notice = match winners.iter().find(|award| award.campaign == campaign) {
-                Some(&Award { price, .. }) => Output::Won {
+            let notice = match won(campaign) {
+                Some((price, sale_mode)) => Output::Won {
                     buyer,
                     notice: AuctionWon {
                         auction_id: ping_id,
