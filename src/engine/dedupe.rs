@@ -23,6 +23,11 @@
 //! records, so it also bounds the map. With a clock that never goes back (the engine's `now`),
 //! insertion order is time order; if it did go back, expiry would only be later, never wrong.
 //!
+//! The tables reach a million entries and more, so neither the map nor the queue may copy
+//! itself whole inside the ping that fills it: the map is a [`GrowingMap`], which moves a few
+//! entries per insert into its larger successor, and the queue a [`ChunkedQueue`], which grows
+//! by fixed chunks.
+//!
 //! Losing an entry early (at the bound) can only let a duplicate through, never refuse a
 //! good lead, and a buyer's own duplicate check (`REJECT_DUPLICATE`, 620) stays behind ours.
 //!
@@ -52,13 +57,13 @@
     clippy::arithmetic_side_effects
 )]
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 
 use serde::{Deserialize, Serialize};
 
+use super::chunked_queue::ChunkedQueue;
+use super::growing_map::GrowingMap;
 use super::types::{BuyerId, SellerId, TimeUs};
 pub use crate::limits::{
     BUYERS_PER_CONTACT_MAX, DUPLICATE_LEAD_WINDOW_US, PING_TOKEN_WINDOW_US, PING_TOKENS_MAX,
@@ -185,11 +190,13 @@ impl Hasher for KeyedHasher {
     }
 }
 
-/// A hash map with seller-chosen keys. Not `FxHashMap`: see the module docs.
-type KeyedMap<K, V> = HashMap<K, V, KeyedState>;
+/// A hash map with seller-chosen keys. Not `FxHashMap`: see the module docs. A
+/// [`GrowingMap`], so that a table of a million entries grows without stalling the ping that
+/// fills it.
+type KeyedMap<K, V> = GrowingMap<K, V, KeyedState>;
 
-fn keyed_map<K, V>(hash_key: u64) -> KeyedMap<K, V> {
-    HashMap::with_hasher(KeyedState::new(hash_key))
+fn keyed_map<K: std::hash::Hash + Eq, V>(hash_key: u64) -> KeyedMap<K, V> {
+    GrowingMap::with_hasher(KeyedState::new(hash_key))
 }
 
 /// Describes a snapshot the bounds refuse.
@@ -223,7 +230,7 @@ struct TokenEntry {
 pub struct PingTokens {
     map: KeyedMap<TokenKey, TokenEntry>,
     /// `(recorded at, key)` in insertion order; see the module docs on stale records.
-    order: VecDeque<(TimeUs, TokenKey)>,
+    order: ChunkedQueue<(TimeUs, TokenKey)>,
     entries_max: usize,
 }
 
@@ -246,7 +253,7 @@ impl PingTokens {
     pub fn with_limits(hash_key: u64, entries_max: usize) -> Self {
         Self {
             map: keyed_map(hash_key),
-            order: VecDeque::new(),
+            order: ChunkedQueue::new(),
             entries_max: entries_max.max(1),
         }
     }
@@ -275,14 +282,12 @@ impl PingTokens {
         let key = (seller, token);
         // One probe of the map whether the token is new, stale or live.
         let entry = TokenEntry { ping_id, at: now };
-        match self.map.entry(key) {
-            Entry::Occupied(held) if within(held.get().at, PING_TOKEN_WINDOW_US, now) => return,
-            Entry::Occupied(mut stale) => {
-                stale.insert(entry);
+        let (held, inserted) = self.map.get_or_insert(key, entry);
+        if !inserted {
+            if within(held.at, PING_TOKEN_WINDOW_US, now) {
+                return;
             }
-            Entry::Vacant(free) => {
-                free.insert(entry);
-            }
+            *held = entry;
         }
         self.order.push_back((now, key));
         while self.order.len() > self.entries_max {
@@ -303,11 +308,7 @@ impl PingTokens {
     /// Drops the oldest record, and its entry if the record is the entry's latest.
     fn pop_front(&mut self) {
         if let Some((at, key)) = self.order.pop_front() {
-            if let Entry::Occupied(held) = self.map.entry(key) {
-                if held.get().at == at {
-                    held.remove();
-                }
-            }
+            self.map.remove_if(&key, |held| held.at == at);
         }
     }
 
@@ -444,10 +445,10 @@ struct Purchases {
 pub struct ContactHistory {
     /// Hash to the time it was last pinged.
     pinged: KeyedMap<Hash32, TimeUs>,
-    ping_order: VecDeque<(TimeUs, Hash32)>,
+    ping_order: ChunkedQueue<(TimeUs, Hash32)>,
     pinged_max: usize,
     purchased: KeyedMap<Hash32, Purchases>,
-    purchase_order: VecDeque<(TimeUs, Hash32)>,
+    purchase_order: ChunkedQueue<(TimeUs, Hash32)>,
     purchased_max: usize,
 }
 
@@ -470,10 +471,10 @@ impl ContactHistory {
     pub fn with_limits(hash_key: u64, pinged_max: usize, purchased_max: usize) -> Self {
         Self {
             pinged: keyed_map(hash_key),
-            ping_order: VecDeque::new(),
+            ping_order: ChunkedQueue::new(),
             pinged_max: pinged_max.max(1),
             purchased: keyed_map(hash_key),
-            purchase_order: VecDeque::new(),
+            purchase_order: ChunkedQueue::new(),
             purchased_max: purchased_max.max(1),
         }
     }
@@ -506,13 +507,13 @@ impl ContactHistory {
     pub fn record_ping(&mut self, hashes: &[Hash32], now: TimeUs) {
         self.expire_pings(now);
         for hash in consumer_hashes(hashes) {
-            match self.pinged.entry(*hash) {
+            let (at, inserted) = self.pinged.get_or_insert(*hash, now);
+            if !inserted {
                 // Already recorded at this time or later (a clock that went back): keep it.
-                Entry::Occupied(at) if *at.get() >= now => continue,
-                Entry::Occupied(mut at) => *at.get_mut() = now,
-                Entry::Vacant(free) => {
-                    free.insert(now);
+                if *at >= now {
+                    continue;
                 }
+                *at = now;
             }
             self.ping_order.push_back((now, *hash));
         }
@@ -540,7 +541,7 @@ impl ContactHistory {
                         last_at: now,
                         buyers: Box::new([Purchase { buyer, at: now }]),
                     };
-                    self.purchased.insert(*hash, purchases);
+                    self.purchased.insert_absent(*hash, purchases);
                 }
             }
             self.purchase_order.push_back((now, *hash));
@@ -612,19 +613,13 @@ impl ContactHistory {
 
     fn pop_ping(&mut self) {
         if let Some((at, hash)) = self.ping_order.pop_front() {
-            if let Entry::Occupied(held) = self.pinged.entry(hash) {
-                if *held.get() == at {
-                    held.remove();
-                }
-            }
+            self.pinged.remove_if(&hash, |&held| held == at);
         }
     }
 
     fn pop_purchase(&mut self) {
         if let Some((at, hash)) = self.purchase_order.pop_front() {
-            if self.purchased.get(&hash).is_some_and(|p| p.last_at == at) {
-                self.purchased.remove(&hash);
-            }
+            self.purchased.remove_if(&hash, |p| p.last_at == at);
         }
     }
 

@@ -27,6 +27,8 @@
 //! - [`filters`]: compiled attribute predicates.
 //! - [`preping`]: the checks a lead passes before any buyer sees it.
 //! - [`dedupe`]: retried pings, repeated consumers, and what each buyer bought before.
+//! - [`growing_map`] and [`chunked_queue`]: the hash map and the queue the duplicate tables
+//!   use, which grow without copying themselves whole inside one ping.
 //! - [`book`]: the compiled, immutable book snapshot built from admin definitions.
 //! - [`availability`]: the book's bitsets over its campaigns (active, sale modes, each
 //!   listing seller's admitted buyers), ANDed with the territory's matches 64 at a time.
@@ -40,11 +42,13 @@ pub mod auction;
 pub mod availability;
 pub mod book;
 pub mod caps;
+pub mod chunked_queue;
 pub mod clock;
 pub mod dedupe;
 pub mod events;
 pub mod filters;
 pub mod geo;
+pub mod growing_map;
 pub mod machine;
 pub mod preping;
 pub mod schedule;
