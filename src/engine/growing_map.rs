@@ -16,8 +16,8 @@
 //! is full of deletion markers rather than of entries. Every insert then moves the entries of
 //! the next [`BUCKETS_MOVED_PER_INSERT`] buckets of `previous` into `current`, in bucket order
 //! (removing an entry from a hashbrown table never moves another, so the bucket cursor stays
-//! valid). A key lives in exactly one of the two tables; lookups and removals ask `current`
-//! first, then `previous` while it holds entries.
+//! valid). A key lives in exactly one of the two tables; while `previous` holds entries,
+//! lookups and removals ask both.
 //!
 //! Moving 4 buckets an insert empties `previous` within a quarter of its bucket count of
 //! inserts, before `current` can fill: doubling, `current` holds at most 7/8 + 1/4 of the old
@@ -43,10 +43,14 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::{Entry, OccupiedEntry};
 
 /// Buckets of the previous table whose entries one insert moves into the current one. See
 /// the module docs for why 4 empties it before the current one fills.
 pub const BUCKETS_MOVED_PER_INSERT: usize = 4;
+
+/// The capacity a map's first table is allocated with.
+pub const GROWING_MAP_CAPACITY_MIN: usize = 16;
 
 /// A hash map of `K` to `V` hashed by `S` that grows without moving all its entries in one
 /// insert. See the module docs.
@@ -167,10 +171,8 @@ where
         };
         let hasher = &self.hasher;
         match table.entry(hash, eq, |entry| hasher.hash_one(&entry.0)) {
-            hashbrown::hash_table::Entry::Occupied(held) => (&mut held.into_mut().1, false),
-            hashbrown::hash_table::Entry::Vacant(free) => {
-                (&mut free.insert((key, value)).into_mut().1, true)
-            }
+            Entry::Occupied(held) => (&mut held.into_mut().1, false),
+            Entry::Vacant(free) => (&mut free.insert((key, value)).into_mut().1, true),
         }
     }
 
@@ -204,14 +206,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash_of(key);
-        let eq = |entry: &(K, V)| entry.0.borrow() == key;
-        let entry = match self.current.find_entry(hash, eq) {
-            Ok(entry) => Ok(entry),
-            Err(_) => self.previous.find_entry(hash, eq),
-        };
-        match entry {
-            Ok(entry) if remove(&entry.get().1) => {
+        match self.occupied(key) {
+            Some(entry) if remove(&entry.get().1) => {
                 entry.remove();
                 true
             }
@@ -225,13 +221,21 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.occupied(key).map(|entry| entry.remove().0.1)
+    }
+
+    /// The entry at `key`, in whichever table holds it.
+    fn occupied<Q>(&mut self, key: &Q) -> Option<OccupiedEntry<'_, (K, V)>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let hash = self.hash_of(key);
         let eq = |entry: &(K, V)| entry.0.borrow() == key;
-        let entry = match self.current.find_entry(hash, eq) {
-            Ok(entry) => Ok(entry),
-            Err(_) => self.previous.find_entry(hash, eq),
-        };
-        entry.ok().map(|entry| entry.remove().0.1)
+        match self.current.find_entry(hash, eq) {
+            Ok(entry) => Some(entry),
+            Err(_) => self.previous.find_entry(hash, eq).ok(),
+        }
     }
 
     /// Every entry, in no particular order.
@@ -286,9 +290,6 @@ where
         }
     }
 }
-
-/// The capacity a map's first table is allocated with.
-pub const GROWING_MAP_CAPACITY_MIN: usize = 16;
 
 impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for GrowingMap<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
