@@ -33,11 +33,11 @@
 //!
 //! # Hashing
 //!
-//! Lookups are one hash probe per key. The keys are chosen by sellers: client tokens, and the
-//! contact hashes of `PING`, which a seller may send as any 32 bytes. SHA-256 outputs are
-//! uniform, so hashing their first 8 bytes would do for honest sellers, but a dishonest or
-//! buggy one could send many keys that share those bytes and turn every probe into a scan of
-//! all of them. So [`KeyedState`] folds every word of the key with a secret key (one multiply
+//! Lookups are one hash probe per key (two for an absent key while a table grows). The keys
+//! are chosen by sellers: client tokens, and the contact hashes of `PING`, which a seller may
+//! send as any 32 bytes. SHA-256 outputs are uniform, so hashing their first 8 bytes would do
+//! for honest sellers, but a dishonest or buggy one could send many keys that share those
+//! bytes and turn every probe into a scan of all of them. So [`KeyedState`] folds every word of the key with a secret key (one multiply
 //! per word, then a finalizer) before hashbrown's probe; without the key, colliding inputs
 //! cannot be chosen. The maps are never iterated for anything observable (digests, snapshots
 //! and eviction go through the queues), so the key changes nothing but memory layout.
