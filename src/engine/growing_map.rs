@@ -92,13 +92,15 @@ where
         self.current.is_empty() && self.previous.is_empty()
     }
 
-    /// Whether a move from the previous table is under way (for tests and statistics).
-    pub fn is_growing(&self) -> bool {
+    /// Whether a move from the previous table is under way.
+    #[cfg(test)]
+    fn is_growing(&self) -> bool {
         !self.previous.is_empty()
     }
 
     /// Buckets allocated, in both tables.
-    pub fn buckets(&self) -> usize {
+    #[cfg(test)]
+    fn buckets(&self) -> usize {
         self.current
             .num_buckets()
             .saturating_add(self.previous.num_buckets())
@@ -238,14 +240,6 @@ where
         }
     }
 
-    /// Every entry, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
-        self.current
-            .iter()
-            .chain(self.previous.iter())
-            .map(|(key, value)| (key, value))
-    }
-
     /// `current` is full: it becomes `previous`, and a new `current` twice its buckets (the
     /// same number when fewer than half of them hold entries: the rest are deletion markers)
     /// takes the inserts. A move still under way is finished first.
@@ -291,16 +285,19 @@ where
     }
 }
 
+impl<K, V, S> GrowingMap<K, V, S> {
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
+        self.current
+            .iter()
+            .chain(self.previous.iter())
+            .map(|(key, value)| (key, value))
+    }
+}
+
 impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for GrowingMap<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(
-                self.current
-                    .iter()
-                    .chain(self.previous.iter())
-                    .map(|(key, value)| (key, value)),
-            )
-            .finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
