@@ -40,7 +40,9 @@
 //! Run: `cargo bench --bench auction`. `PINGPOST_BENCH_QUICK=1` runs 10,000 auctions per size
 //! instead of 100,000; `PINGPOST_BENCH_AUCTIONS=n` sets the count; `PINGPOST_BENCH_SIZES=1k,10k`
 //! picks sizes (a number is a campaign count); `PINGPOST_BENCH_EVALUATE_EVERY=1` evaluates every
-//! matched campaign instead of walking the ping tree (`EngineConfig::evaluate_every_campaign`).
+//! matched campaign instead of walking the ping tree (`EngineConfig::evaluate_every_campaign`);
+//! `PINGPOST_BENCH_HOT_LEADS=n` draws every ping's highlights from the first `n` leads (fresh
+//! tokens and consumers), which keeps the book's data in cache (see [`hot_leads`]).
 
 // A bench: a failed setup should stop it loudly, and its small casts are of known ranges.
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
@@ -204,6 +206,20 @@ fn config() -> EngineConfig {
     }
 }
 
+/// `PINGPOST_BENCH_HOT_LEADS=n`: every ping takes the highlights (vertical, postal code,
+/// attributes, sale mode) and seller of one of the first `n` leads, and keeps its own token and
+/// consumer, so that the retry and duplicate checks still see a new lead. With a small `n` the
+/// book's data these auctions read stays in the processor's caches: the run bounds what cache
+/// misses on the book cost an auction. Unset: every lead its own.
+fn hot_leads() -> Option<u64> {
+    std::env::var("PINGPOST_BENCH_HOT_LEADS").ok().map(|text| {
+        text.parse()
+            .ok()
+            .filter(|&n: &u64| n > 0)
+            .unwrap_or_else(|| panic!("PINGPOST_BENCH_HOT_LEADS={text:?}: want a count above 0"))
+    })
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()
 }
@@ -274,6 +290,10 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
 
     let primaries = (spec.campaigns - spec.fallback_campaigns()) as u64;
     let leads = LeadGen::new(LeadSpec::for_book(&spec, LEAD_SEED));
+    let hot_leads = hot_leads();
+    if let Some(n) = hot_leads {
+        println!("{label}: every ping has the highlights of one of the first {n} leads");
+    }
     let mut rng = SplitMix64::new(LEAD_SEED ^ 0x9057);
     let mut row = Row {
         label: label.to_owned(),
@@ -346,7 +366,15 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
             events.clear();
         }
 
-        let lead = leads.lead(i);
+        let mut lead = leads.lead(i);
+        if let Some(hot) = hot_leads {
+            // Lead `i % hot`'s highlights and seller, lead `i`'s token and consumer.
+            let like = leads.lead(i % hot);
+            lead.seller = like.seller;
+            lead.ping.lead = like.ping.lead;
+            lead.ping.sale_mode = like.ping.sale_mode;
+            lead.ping.shared_buyers_max = like.ping.shared_buyers_max;
+        }
         tag += 1;
         let started = Instant::now();
         engine.handle_ping(now, tag, lead.seller, &lead.ping);
