@@ -11,13 +11,15 @@
 //! Each auction is timed with `Instant` around `handle_ping` and moving its outputs and events
 //! out of the engine (what the daemon's engine thread does per ping; encoding, journaling and
 //! dropping them happen elsewhere), recorded in nanoseconds in an HDR histogram. The engine's
-//! state is kept as in production: virtual time advances 10 ms per ping (100 pings a second),
-//! 30 % of offers are posted 2 s after their answer (their reservations commit, so caps and
-//! budgets fill), the rest expire after the post window through `handle_timeout`. Posts and
-//! timeouts are timed into their own histograms. The first 13,000 pings of each size (130 s of
-//! virtual time: the post window, the retention of ended auctions and 10 s) bring the engine's
-//! state and memory to their steady size and are not recorded. The allocator is the daemon's
-//! (mimalloc).
+//! state is kept as in production: virtual time advances 10 ms per ping (100 pings a second;
+//! `PINGPOST_BENCH_PINGS_PER_SECOND` sets another rate), 30 % of offers are posted 2 s after
+//! their answer (their reservations commit, so caps and budgets fill), the rest expire after
+//! the post window through `handle_timeout`. Posts and timeouts are timed into their own
+//! histograms. The first 130 s of virtual time (13,000 pings at 100 a second: the post window,
+//! the retention of ended auctions and 10 s) bring the engine's state and memory to their
+//! steady size and are not recorded, except for their worst auction ("warm-up max"). The
+//! allocator is the daemon's (mimalloc), and as in the daemon transparent huge pages are turned
+//! off once the book is loaded (`PINGPOST_BENCH_TRANSPARENT_HUGE_PAGES=1` keeps them).
 //!
 //! Build numbers: `generate` is bookgen's time; `compile` a one-off `Book::compile` of the
 //! whole book (the territory index included); `load` putting the book into a fresh engine with
@@ -58,6 +60,7 @@ use pingpost::engine::machine::{Engine, EngineConfig, Output};
 use pingpost::engine::types::{Exclusion, TimeUs};
 use pingpost::limits::{AUCTION_RETENTION_MS, POST_WINDOW_MS};
 use pingpost::protocol::{CampaignPut, PingOutcome, PutMode};
+use pingpost::server::memory::stop_transparent_huge_pages;
 
 /// The daemon's allocator, so that allocation costs are the ones production pays.
 #[global_allocator]
@@ -66,19 +69,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Tuesday 2026-11-24 18:00 UTC: 13:00 in New York, 10:00 in Los Angeles, 08:00 in Honolulu,
 /// so business-hours schedules are open across the country for the whole run.
 const T0: TimeUs = 1_795_543_200_000_000;
-/// Virtual time between pings: 100 pings a second.
-const PING_INTERVAL_US: u64 = 10_000;
+/// Virtual pings a second unless `PINGPOST_BENCH_PINGS_PER_SECOND` says otherwise.
+const PINGS_PER_SECOND_DEFAULT: u64 = 100;
 /// Share of offers the seller posts; the others expire.
 const POST_PCT: u32 = 30;
 /// How long after its offer a seller posts.
 const POST_DELAY_US: u64 = 2_000_000;
-/// Pings run before recording: enough virtual time for offers to expire and ended auctions to
-/// be forgotten (the post window, then the retention, and 10 s more), so the engine's memory
-/// has reached its steady size. Before that, every new page the engine touches is a page fault,
-/// and with transparent huge pages one fault zeroes 2 MiB: 5 ms on the VM these numbers were
-/// taken on, which would be most of the tail.
-const WARMUP_PINGS: u64 =
-    (POST_WINDOW_MS as u64 + AUCTION_RETENTION_MS as u64 + 10_000) * 1_000 / PING_INTERVAL_US;
+/// Virtual time the pings before recording take: enough for offers to expire and ended
+/// auctions to be forgotten (the post window, then the retention, and 10 s more), so the
+/// engine's memory has reached its steady size. Before that, every new page the engine touches
+/// is a page fault, and with transparent huge pages one fault zeroes 2 MiB: 5 ms on the VM
+/// these numbers were taken on, which would be most of the tail. The warm-up's worst auction
+/// is printed on its own: the engine's tables grow then, as in a daemon's first minutes.
+const WARMUP_MS: u64 = POST_WINDOW_MS as u64 + AUCTION_RETENTION_MS as u64 + 10_000;
 const BOOK_SEED: u64 = 0xB00C_2026;
 const LEAD_SEED: u64 = 0x1EAD_2026;
 
@@ -116,6 +119,8 @@ struct Row {
     matched_per_ping: Histogram<u64>,
     auction_ns: Histogram<u64>,
     ping_only_ns: Histogram<u64>,
+    /// The worst auction of the warm-up, while the engine's tables grow.
+    warmup_max: Duration,
     post_ns: Histogram<u64>,
     timeout_ns: Histogram<u64>,
     no_sale: Vec<(u16, u64)>,
@@ -220,6 +225,28 @@ fn hot_leads() -> Option<u64> {
     })
 }
 
+/// `PINGPOST_BENCH_TRANSPARENT_HUGE_PAGES=1`: keep the kernel's transparent huge pages, which
+/// the bench (as the daemon) otherwise turns off once the first book is loaded.
+fn keep_huge_pages() -> bool {
+    std::env::var_os("PINGPOST_BENCH_TRANSPARENT_HUGE_PAGES").is_some_and(|v| v != "0")
+}
+
+/// `PINGPOST_BENCH_PINGS_PER_SECOND=r`: pings a second of virtual time (default 100). The
+/// post window and the retention then hold about `r` × 120 s auctions in memory (ended ones at
+/// most `AUCTIONS_CLOSED_MAX`), and the warm-up is `r` × 130 s pings long.
+fn pings_per_second() -> u64 {
+    std::env::var("PINGPOST_BENCH_PINGS_PER_SECOND")
+        .ok()
+        .map_or(PINGS_PER_SECOND_DEFAULT, |text| {
+            text.parse()
+                .ok()
+                .filter(|&r: &u64| (1..=1_000_000).contains(&r))
+                .unwrap_or_else(|| {
+                    panic!("PINGPOST_BENCH_PINGS_PER_SECOND={text:?}: want 1 to 1000000")
+                })
+        })
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()
 }
@@ -274,6 +301,10 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
 
     let mut engine = Engine::new(config());
     let load = install_book(&mut engine, changes);
+    if !keep_huge_pages() {
+        // As the daemon does once its book is loaded (`pingpost::server::memory`).
+        stop_transparent_huge_pages().unwrap();
+    }
     let rss_bytes_loaded = rss_bytes();
     let started = Instant::now();
     engine
@@ -316,6 +347,7 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
         matched_per_ping: Histogram::new_with_bounds(1, 1 << 24, 3).unwrap(),
         auction_ns: histogram(),
         ping_only_ns: histogram(),
+        warmup_max: Duration::ZERO,
         post_ns: histogram(),
         timeout_ns: histogram(),
         no_sale: Vec::new(),
@@ -334,9 +366,12 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
     let mut posts: VecDeque<(TimeUs, u64, u64, u64)> = VecDeque::new();
     let mut tag = 0u64;
 
-    for i in 0..WARMUP_PINGS + auctions {
-        let now = T0 + i * PING_INTERVAL_US;
-        let measured = i >= WARMUP_PINGS;
+    let pings_per_second = pings_per_second();
+    let ping_interval_us = 1_000_000 / pings_per_second;
+    let warmup_pings = WARMUP_MS * pings_per_second / 1_000;
+    for i in 0..warmup_pings + auctions {
+        let now = T0 + i * ping_interval_us;
+        let measured = i >= warmup_pings;
 
         // Expiries and posts that are due, each timed on its own.
         if engine.poll_timeout().is_some_and(|at| at <= now) {
@@ -385,6 +420,8 @@ fn run(label: &str, campaigns: usize, auctions: u64) -> Row {
         if measured {
             record(&mut row.auction_ns, elapsed);
             record(&mut row.ping_only_ns, pinged);
+        } else {
+            row.warmup_max = row.warmup_max.max(elapsed);
         }
 
         for output in outputs.drain(..) {
@@ -519,7 +556,7 @@ fn print_tables(rows: &[Row]) {
     println!();
     println!("Auction latency, µs (handle_ping + moving its outputs and events out)");
     println!(
-        "{:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>16}",
+        "{:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>16} {:>12}",
         "size",
         "pings",
         "p50",
@@ -529,13 +566,14 @@ fn print_tables(rows: &[Row]) {
         "max",
         "mean",
         "ns/match",
-        "ping-only p50/99"
+        "ping-only p50/99",
+        "warm-up max"
     );
     for row in rows {
         let h = &row.auction_ns;
         let pings = row.auctions.max(1) as f64;
         println!(
-            "{:>5} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>8.2} {:>9.0} {:>16}",
+            "{:>5} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>8.2} {:>9.0} {:>16} {:>12.1}",
             row.label,
             row.auctions,
             us(h, 0.5),
@@ -550,6 +588,7 @@ fn print_tables(rows: &[Row]) {
                 us(&row.ping_only_ns, 0.5),
                 us(&row.ping_only_ns, 0.99)
             ),
+            row.warmup_max.as_secs_f64() * 1e6,
         );
     }
     println!();

@@ -30,6 +30,12 @@ pub struct ServeArgs {
     /// over the admin protocol, as the load generator does.
     #[arg(long)]
     empty_book: bool,
+    /// Keep the kernel's transparent huge pages after start-up. By default the daemon turns
+    /// them off once its book is loaded and its journal replayed: where the kernel compacts
+    /// memory to make a huge page, the first touch of new memory stalls the exchange for
+    /// milliseconds (see BENCHMARKS.md).
+    #[arg(long)]
+    transparent_huge_pages: bool,
     /// Print the embedded default configuration as TOML and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -96,6 +102,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         config.book.clear();
     }
     let embedded = embedded && !args.empty_book;
+    let keep_huge_pages = args.transparent_huge_pages;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,6 +124,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
         };
         println!("listening on {}", server.addr);
+        if keep_huge_pages {
+            println!("transparent huge pages: as the kernel has them (--transparent-huge-pages)");
+        } else {
+            match pingpost::server::memory::stop_transparent_huge_pages() {
+                Ok(()) => println!("transparent huge pages: off from now on"),
+                Err(error) => println!("transparent huge pages: left as they are ({error})"),
+            }
+        }
         match server.snapshot_lsn {
             Some(lsn) => println!(
                 "journal {} (fsync {fsync}): snapshot at LSN {lsn} loaded, {} records after it \

@@ -79,6 +79,15 @@ where
         }
     }
 
+    /// An empty map with room for `capacity` entries before it first grows: for a map filled
+    /// at once, as a snapshot's load does.
+    pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
+        Self {
+            current: HashTable::with_capacity(capacity),
+            ..Self::with_hasher(hasher)
+        }
+    }
+
     pub fn hasher(&self) -> &S {
         &self.hasher
     }

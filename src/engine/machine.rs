@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::sync::{Arc, Weak};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 
 use super::auction::{
@@ -20,11 +20,13 @@ use super::auction::{
 use super::availability::NOT_RANKED;
 use super::book::{AdminChange, AdminError, Book, BookDefs, CompiledCampaign, CompiledSeller};
 use super::caps::{CapReservation, CapUsage};
+use super::chunked_queue::ChunkedQueue;
 use super::clock::{LocalTime, ZoneClock};
 use super::dedupe::{ContactHistory, PingTokens};
 use super::events::{Event, Excluded, LeadId, OfferRecord, PingId, Resolution, code};
 use super::filters::LeadAttributes;
 use super::geo::ZipTable;
+use super::growing_map::GrowingMap;
 use super::preping::{check_consent, check_contact, check_view, contact_hashes};
 use super::territory::TerritoryMatches;
 use super::types::{BuyerId, CampaignId, CampaignIx, Exclusion, SellerId, TimeUs, VerticalIx};
@@ -158,6 +160,12 @@ enum Phase {
     /// Nothing more will happen to this auction.
     Closed,
 }
+
+/// The auctions in memory, by ping: millions at full load (the post window and the retention
+/// time). A [`GrowingMap`], so that no ping waits while the whole map is rehashed as it grows
+/// (tens of milliseconds at a million auctions), and its values boxed, so that the entries it
+/// moves are pointers, not whole auctions.
+type AuctionMap = GrowingMap<PingId, Box<Auction>, FxBuildHasher>;
 
 /// One ping's auction, from pre-ping to settlement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -298,20 +306,19 @@ pub struct Engine {
     next_lead_id: LeadId,
     next_receipt_id: u64,
     delivery_seq: FxHashMap<BuyerId, u64>,
-    /// Boxed: the map holds millions of auctions at full load (the post window and the
-    /// retention time), and growing it moves only pointers, not whole auctions, so a resize
-    /// stalls the engine for milliseconds instead of most of a second.
-    auctions: FxHashMap<PingId, Box<Auction>>,
+    /// The auctions in memory, by ping. See [`AuctionMap`].
+    auctions: AuctionMap,
     /// Deadlines by time: bid deadlines, offer expiries, delivery answers. An index over the
     /// auctions' phases, not state of its own: an entry whose phase has moved on is pruned
     /// when it comes due.
     timers: BTreeSet<(TimeUs, PingId)>,
     /// A delivery's (buyer, sequence) → its ping, to route `DELIVERY_ACK`.
-    deliveries: FxHashMap<(BuyerId, u64), PingId>,
+    deliveries: GrowingMap<(BuyerId, u64), PingId, FxBuildHasher>,
     /// A posted lead's id → its ping.
-    lead_to_ping: FxHashMap<LeadId, PingId>,
+    lead_to_ping: GrowingMap<LeadId, PingId, FxBuildHasher>,
     /// Auctions that ended, oldest first, with when: forgotten `AUCTION_RETENTION_MS` later.
-    closed: VecDeque<(TimeUs, PingId)>,
+    /// Up to `AUCTIONS_CLOSED_MAX` of them: chunked, so that no push copies the whole queue.
+    closed: ChunkedQueue<(TimeUs, PingId)>,
     tokens: PingTokens,
     /// Retries without a token: (seller, fingerprint of lead and consumer) → ping.
     fingerprints: PingTokens,
@@ -594,11 +601,11 @@ impl Engine {
             next_lead_id: 0,
             next_receipt_id: 0,
             delivery_seq: FxHashMap::default(),
-            auctions: FxHashMap::default(),
+            auctions: GrowingMap::with_hasher(FxBuildHasher),
             timers: BTreeSet::new(),
-            deliveries: FxHashMap::default(),
-            closed: VecDeque::new(),
-            lead_to_ping: FxHashMap::default(),
+            deliveries: GrowingMap::with_hasher(FxBuildHasher),
+            closed: ChunkedQueue::new(),
+            lead_to_ping: GrowingMap::with_hasher(FxBuildHasher),
             // Sellers choose tokens and contact hashes: keyed hashing keeps one seller from
             // crafting keys that collide. The key comes from the seed, so replay agrees.
             tokens: PingTokens::new(seed.rotate_left(17) ^ 0x70_6b_74_6f_6b_65_6e),
@@ -719,8 +726,10 @@ impl Engine {
     pub fn state_digest(&self) -> u64 {
         use std::hash::{Hash, Hasher};
 
-        fn sorted<K: Ord + Copy, V>(map: &FxHashMap<K, V>) -> Vec<(K, &V)> {
-            let mut entries: Vec<(K, &V)> = map.iter().map(|(k, v)| (*k, v)).collect();
+        fn sorted<'a, K: Ord + Copy + 'a, V: 'a>(
+            map: impl IntoIterator<Item = (&'a K, &'a V)>,
+        ) -> Vec<(K, &'a V)> {
+            let mut entries: Vec<(K, &V)> = map.into_iter().map(|(k, v)| (*k, v)).collect();
             entries.sort_unstable_by_key(|&(k, _)| k);
             entries
         }
@@ -741,7 +750,7 @@ impl Engine {
         )
             .hash(&mut hasher);
         sorted(&self.delivery_seq).hash(&mut hasher);
-        for (ping_id, auction) in sorted(&self.auctions) {
+        for (ping_id, auction) in sorted(self.auctions.iter()) {
             ping_id.hash(&mut hasher);
             auction.book.version.hash(&mut hasher);
             text(&(
@@ -772,9 +781,13 @@ impl Engine {
         }
         // `timers` is left out: it is an index over the auctions' deadlines, which are hashed
         // above; `handle_timeout` prunes entries that no longer match a phase.
-        sorted(&self.deliveries).hash(&mut hasher);
-        sorted(&self.lead_to_ping).hash(&mut hasher);
-        self.closed.hash(&mut hasher);
+        sorted(self.deliveries.iter()).hash(&mut hasher);
+        sorted(self.lead_to_ping.iter()).hash(&mut hasher);
+        // As a `VecDeque` hashes: its length, then its items in order.
+        self.closed.len().hash(&mut hasher);
+        self.closed
+            .iter()
+            .for_each(|closed| closed.hash(&mut hasher));
         self.tokens.digest_into(&mut hasher);
         self.fingerprints.digest_into(&mut hasher);
         self.contacts.digest_into(&mut hasher);
@@ -2264,7 +2277,9 @@ impl Engine {
         now: TimeUs,
         accept_within_ms: u32,
     ) -> LeadDelivery<'static> {
-        let auction = &self.auctions[&ping_id];
+        let Some(auction) = self.auctions.get(&ping_id) else {
+            unreachable!("delivering auction {ping_id}, which is not in memory")
+        };
         let (lead_id, sale_mode) = match &auction.phase {
             Phase::Posted {
                 lead_id, sale_mode, ..
@@ -3437,7 +3452,7 @@ fn fingerprint(lead: &LeadView<'_>, phone: Option<Hash32>, email: Option<Hash32>
     Some(hasher.finish())
 }
 
-fn auction_seller(auctions: &FxHashMap<PingId, Box<Auction>>, ping_id: PingId) -> SellerId {
+fn auction_seller(auctions: &AuctionMap, ping_id: PingId) -> SellerId {
     auctions.get(&ping_id).map_or(0, |auction| auction.seller)
 }
 
@@ -3466,7 +3481,7 @@ fn no_sale_reason(earlier: &[Excluded], late: &[Excluded]) -> ErrorCode {
 }
 
 /// The auction a caller just found in the map.
-fn auction_mut(auctions: &mut FxHashMap<PingId, Box<Auction>>, ping_id: PingId) -> &mut Auction {
+fn auction_mut(auctions: &mut AuctionMap, ping_id: PingId) -> &mut Auction {
     auctions
         .get_mut(&ping_id)
         .unwrap_or_else(|| unreachable!("auction {ping_id} was just read"))

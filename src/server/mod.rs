@@ -20,6 +20,7 @@ pub mod config;
 pub mod default_book;
 pub mod exchange;
 pub mod journal_log;
+pub mod memory;
 pub mod outbox;
 pub mod session;
 pub mod snapshot;

@@ -19,9 +19,10 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
+use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::{Deserialize, Serialize};
 
 use super::{Auction, Engine, EngineConfig, LedgerTotals};
@@ -29,6 +30,7 @@ use crate::engine::book::{Book, BookDefs};
 use crate::engine::caps::CapCounters;
 use crate::engine::dedupe::{ContactHistory, PingTokens};
 use crate::engine::events::{LeadId, PingId};
+use crate::engine::growing_map::GrowingMap;
 use crate::engine::types::{BuyerId, CampaignId, TimeUs};
 use crate::engine::usage::Usage;
 
@@ -110,10 +112,21 @@ impl EngineImage {
 }
 
 /// A map's entries in key order, so that the bytes do not depend on hashing.
-fn sorted<K: Ord + Copy, V: Copy>(map: &FxHashMap<K, V>) -> Vec<(K, V)> {
-    let mut entries: Vec<(K, V)> = map.iter().map(|(k, v)| (*k, *v)).collect();
+fn sorted<'a, K: Ord + Copy + 'a, V: Copy + 'a>(
+    map: impl IntoIterator<Item = (&'a K, &'a V)>,
+) -> Vec<(K, V)> {
+    let mut entries: Vec<(K, V)> = map.into_iter().map(|(k, v)| (*k, *v)).collect();
     entries.sort_unstable_by_key(|&(k, _)| k);
     entries
+}
+
+/// A snapshot's list of entries as the map the engine keeps them in.
+fn map_of<K: Hash + Eq, V>(entries: Vec<(K, V)>) -> GrowingMap<K, V, FxBuildHasher> {
+    let mut map = GrowingMap::with_capacity_and_hasher(entries.len(), FxBuildHasher);
+    for (key, value) in entries {
+        map.insert(key, value);
+    }
+    map
 }
 
 impl Engine {
@@ -171,9 +184,9 @@ impl Engine {
             delivery_seq: sorted(&self.delivery_seq),
             auctions,
             deadlines: self.timers.clone(),
-            deliveries: sorted(&self.deliveries),
-            lead_to_ping: sorted(&self.lead_to_ping),
-            closed: self.closed.clone(),
+            deliveries: sorted(self.deliveries.iter()),
+            lead_to_ping: sorted(self.lead_to_ping.iter()),
+            closed: self.closed.iter().copied().collect(),
             tokens: self.tokens.clone(),
             fingerprints: self.fingerprints.clone(),
             contacts: self.contacts.clone(),
@@ -232,7 +245,7 @@ impl Engine {
         engine.next_lead_id = image.next_lead_id;
         engine.next_receipt_id = image.next_receipt_id;
         engine.delivery_seq = image.delivery_seq.into_iter().collect();
-        engine.auctions.reserve(image.auctions.len());
+        engine.auctions = GrowingMap::with_capacity_and_hasher(image.auctions.len(), FxBuildHasher);
         for (ping_id, version, mut auction) in image.auctions {
             let Some(book) = books.get(&version) else {
                 return Err(refuse(format!(
@@ -245,9 +258,12 @@ impl Engine {
             }
         }
         engine.timers = image.deadlines;
-        engine.deliveries = image.deliveries.into_iter().collect();
-        engine.lead_to_ping = image.lead_to_ping.into_iter().collect();
-        engine.closed = image.closed;
+        engine.deliveries = map_of(image.deliveries);
+        engine.lead_to_ping = map_of(image.lead_to_ping);
+        image
+            .closed
+            .into_iter()
+            .for_each(|closed| engine.closed.push_back(closed));
         engine.tokens = image.tokens;
         engine.fingerprints = image.fingerprints;
         engine.contacts = image.contacts;
