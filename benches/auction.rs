@@ -78,9 +78,9 @@ const POST_DELAY_US: u64 = 2_000_000;
 /// Virtual time the pings before recording take: enough for offers to expire and ended
 /// auctions to be forgotten (the post window, then the retention, and 10 s more), so the
 /// engine's memory has reached its steady size. Before that, every new page the engine touches
-/// is a page fault, and with transparent huge pages one fault zeroes 2 MiB: 5 ms on the VM
-/// these numbers were taken on, which would be most of the tail. The warm-up's worst auction
-/// is printed on its own: the engine's tables grow then, as in a daemon's first minutes.
+/// is a page fault (with transparent huge pages kept, one that compacts memory for 2 MiB: about
+/// 5 ms on the VMs these numbers were taken on). The warm-up's worst auction is printed on its
+/// own: the engine's tables grow then, as in a daemon's first minutes.
 const WARMUP_MS: u64 = POST_WINDOW_MS as u64 + AUCTION_RETENTION_MS as u64 + 10_000;
 const BOOK_SEED: u64 = 0xB00C_2026;
 const LEAD_SEED: u64 = 0x1EAD_2026;

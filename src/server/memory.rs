@@ -50,9 +50,8 @@ pub fn transparent_huge_pages_stopped() -> std::io::Result<bool> {
 mod tests {
     use super::*;
 
-    /// The flag is per process and inherited by nothing the tests share, but a test binary
-    /// runs tests on threads of one process: this test only turns it off, which no other test
-    /// depends on.
+    /// The flag is per process, and a test binary runs its tests as threads of one process:
+    /// this test turns THP off for all of them, which no other test depends on.
     #[test]
     fn stopping_turns_the_process_flag_on() {
         stop_transparent_huge_pages().expect("prctl(PR_SET_THP_DISABLE)");
